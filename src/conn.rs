@@ -1,0 +1,511 @@
+//! The library's half of a connection: the socket, its buffers, and the state machine that reads,
+//! flushes and closes it.
+//!
+//! ```text
+//!             connect ok                 peer FIN
+//! Connecting ───────────▶ Open ───────────────────▶ ReadClosed ──┐
+//!     │                  │  │  shutdown_write          │          │ close()/default
+//!     │ connect error    │  └──────────▶ WriteClosed   │ close()  ▼
+//!     │                  │ close()            │ FIN    └──────▶ Closing ──▶ Closed
+//!     └──────────────────┴────────────────────┴──── error / abort ───────────▲
+//! ```
+//!
+//! `Closing` sends what is queued, then sends FIN and reads (discarding) until the peer's FIN or a
+//! linger timeout: closing a socket that still has unread input makes the kernel send a reset,
+//! which can destroy the last response before the peer reads it. `Closed` is final: the reactor
+//! releases the slot after the current dispatch and calls `on_close`.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use crate::buf::ByteQueue;
+use crate::handler::{CloseReason, Context, Handler};
+use crate::id::ConnId;
+use crate::input::Input;
+use crate::reactor::{gone, Core, Entry, TimerAction};
+
+/// Reads per readiness event before the connection yields to the others; with the 64 KiB shared
+/// buffer that is 1 MiB. A connection that still has data goes on the still-ready queue, because
+/// with edge-triggered readiness no new event would come for the bytes left behind.
+const READ_BUDGET: usize = 16;
+
+/// How long a gracefully closing connection waits for the peer's FIN after sending its own.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// The library-side connection states; see the module docs for the transitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Outbound connect in progress.
+    Connecting,
+    /// Both directions open.
+    Open,
+    /// The peer sent FIN; we may still write.
+    ReadClosed,
+    /// We sent FIN (after flushing); we still read.
+    WriteClosed,
+    /// Close requested: flushing, then FIN, then waiting briefly for the peer's FIN.
+    Closing,
+    /// Done; the slot is freed and `on_close` called after the current dispatch.
+    Closed,
+}
+
+/// How to close: after flushing, or at once with a reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseMode {
+    Graceful,
+    Abort,
+}
+
+/// A flush stopped on `WouldBlock`; `on_drained` is due once the queue empties.
+const BLOCKED: u8 = 1;
+/// `shutdown_write` was asked for; send FIN once the queue is empty.
+const SHUT_PENDING: u8 = 2;
+/// Our FIN has been sent.
+const WR_SHUT: u8 = 4;
+/// The peer's FIN has been read.
+const FIN_SEEN: u8 = 8;
+/// The connection is on the reactor's dirty list (avoids duplicate entries).
+const DIRTY: u8 = 16;
+
+/// Readiness of one event, as the connection needs it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ready {
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    /// The peer's FIN or an error is known to be pending: read past a short read to reach it.
+    pub(crate) read_closed: bool,
+}
+
+pub(crate) struct Conn {
+    stream: TcpStream,
+    /// Taken out while one of its callbacks runs, so the callback can borrow the reactor.
+    handler: Option<Box<dyn Handler>>,
+    state: State,
+    flags: u8,
+    /// Unconsumed input; empty (and holding no buffer) unless a partial message is pending.
+    input: ByteQueue,
+    /// Unsent output; empty (and holding no buffer) unless the socket could not take it all.
+    out: ByteQueue,
+    reason: Option<CloseReason>,
+}
+
+impl Conn {
+    pub(crate) fn new(stream: TcpStream, handler: Box<dyn Handler>, state: State) -> Conn {
+        Conn {
+            stream,
+            handler: Some(handler),
+            state,
+            flags: 0,
+            input: ByteQueue::default(),
+            out: ByteQueue::default(),
+            reason: None,
+        }
+    }
+
+    pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.out.len()
+    }
+
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.peer_addr()
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
+    pub(crate) fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.stream.set_nodelay(nodelay)
+    }
+
+    /// Whether new output is still accepted.
+    fn accepts_output(&self) -> bool {
+        matches!(
+            self.state,
+            State::Connecting | State::Open | State::ReadClosed
+        ) && self.flags & SHUT_PENDING == 0
+    }
+
+    /// Whether the socket should be written to now.
+    fn can_flush(&self) -> bool {
+        !matches!(self.state, State::Connecting | State::Closed) && self.flags & WR_SHUT == 0
+    }
+
+    /// Moves to `Closed` once, recording why; returns true if this call did it.
+    fn mark_closed(&mut self, reason: CloseReason) -> bool {
+        if self.state == State::Closed {
+            return false;
+        }
+        self.state = State::Closed;
+        if self.reason.is_none() {
+            self.reason = Some(reason);
+        }
+        true
+    }
+
+    /// Takes what `on_close` needs, dropping the socket (the fd is closed, which also removes it
+    /// from epoll: no `epoll_ctl(DEL)` system call is spent per close).
+    pub(crate) fn into_parts(
+        self,
+    ) -> (Option<Box<dyn Handler>>, CloseReason, ByteQueue, ByteQueue) {
+        let reason = self.reason.unwrap_or(CloseReason::Local);
+        (self.handler, reason, self.input, self.out)
+    }
+}
+
+/// Outcome of checking a pending outbound connect.
+enum ConnectCheck {
+    Pending,
+    Done,
+    Failed(io::Error),
+}
+
+fn check_connect(stream: &TcpStream) -> ConnectCheck {
+    // As mio documents: a pending error means failure; otherwise a peer address means success,
+    // and `NotConnected` means the event was spurious and the connect is still in progress.
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
+        Ok(None) => {}
+    }
+    match stream.peer_addr() {
+        Ok(_) => ConnectCheck::Done,
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectCheck::Pending,
+        Err(e) => ConnectCheck::Failed(e),
+    }
+}
+
+impl Core {
+    /// Handles one readiness event (or a still-ready retry) for connection `id`.
+    pub(crate) fn conn_ready(&mut self, rbuf: &mut [u8], id: ConnId, ready: Ready) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        match conn.state {
+            State::Closed => return,
+            State::Connecting => {
+                // An error or hang-up arrives as readable/closed readiness, success as writable.
+                match check_connect(&conn.stream) {
+                    ConnectCheck::Pending => return,
+                    ConnectCheck::Failed(e) => {
+                        log::debug!("{id}: connect failed: {e}");
+                        self.close_with(id, CloseReason::ConnectFailed(e));
+                        return;
+                    }
+                    ConnectCheck::Done => {
+                        conn.state = State::Open;
+                        log::debug!("{id}: connected");
+                        self.call(id, |h, cx| h.on_open(cx));
+                        self.flush(id);
+                    }
+                }
+            }
+            _ => {
+                if ready.writable && !conn.out.is_empty() {
+                    self.flush(id);
+                }
+            }
+        }
+        if ready.readable || ready.read_closed {
+            self.read(rbuf, id, ready.read_closed);
+        }
+    }
+
+    /// Edge-triggered read loop: read until `WouldBlock`, EOF, or a short read.
+    fn read(&mut self, rbuf: &mut [u8], id: ConnId, read_closed: bool) {
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(conn) = self.conn_mut(id) else {
+                return;
+            };
+            if matches!(
+                conn.state,
+                State::Connecting | State::ReadClosed | State::Closed
+            ) || conn.flags & FIN_SEEN != 0
+            {
+                return;
+            }
+            if budget == 0 {
+                self.ready.push_back(id.token());
+                return;
+            }
+            budget -= 1;
+            match (&conn.stream).read(rbuf) {
+                // The peer sent FIN.
+                Ok(0) => return self.on_fin(id),
+                Ok(n) => {
+                    // A closing connection reads only to find the peer's FIN; its input is moot.
+                    if conn.state != State::Closing {
+                        self.deliver(id, &rbuf[..n]);
+                    }
+                    // A short read emptied the socket: the next arrival raises a new edge, so the
+                    // read that would only say WouldBlock is skipped. A known FIN or error gets
+                    // no new edge, so then we read on to collect it.
+                    if n < rbuf.len() && !read_closed {
+                        return;
+                    }
+                }
+                // Drained; wait for the next edge.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // A signal interrupted the call; nothing was read.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Reset, timeout, ...: this connection is over.
+                Err(e) => {
+                    log::debug!("{id}: read error: {e}");
+                    return self.close_with(id, CloseReason::Error(e));
+                }
+            }
+        }
+    }
+
+    /// Offers fresh bytes to the handler, prefixed by any input it left unconsumed last time.
+    fn deliver(&mut self, id: ConnId, data: &[u8]) {
+        let (slots, pool) = self.split_pool();
+        let Some(conn) = conn_in(slots, id) else {
+            return;
+        };
+        if conn.input.is_empty() {
+            // Common case: parse straight from the shared read buffer, copy only a leftover.
+            let mut input = Input::new(data);
+            self.call(id, |h, cx| h.on_data(cx, &mut input));
+            let rest = input.as_slice();
+            if !rest.is_empty() {
+                let (slots, pool) = self.split_pool();
+                if let Some(conn) = conn_in(slots, id) {
+                    conn.input.push(pool, rest);
+                }
+            }
+        } else {
+            conn.input.push(pool, data);
+            let mut pending = conn.input.take();
+            let mut input = Input::new(pending.bytes());
+            self.call(id, |h, cx| h.on_data(cx, &mut input));
+            let used = input.consumed();
+            pending.consume(&mut self.pool, used);
+            let (slots, pool) = self.split_pool();
+            match conn_in(slots, id) {
+                Some(conn) => conn.input.restore(pool, pending),
+                None => pending.release(pool),
+            }
+        }
+        self.flush(id);
+    }
+
+    /// The peer's FIN was read.
+    fn on_fin(&mut self, id: ConnId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        conn.flags |= FIN_SEEN;
+        log::debug!("{id}: peer closed its write side");
+        match conn.state {
+            State::Open => {
+                conn.state = State::ReadClosed;
+                self.call(id, |h, cx| h.on_read_closed(cx));
+                self.flush(id);
+            }
+            State::WriteClosed => {
+                self.close_with(id, CloseReason::PeerClosed);
+            }
+            State::Closing if conn.flags & WR_SHUT != 0 => {
+                self.close_with(id, CloseReason::Local);
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes queued output until done or `WouldBlock`, then applies whatever a drained queue
+    /// unlocks (`on_drained`, a pending FIN, the end of a graceful close).
+    pub(crate) fn flush(&mut self, id: ConnId) {
+        loop {
+            let (slots, pool) = self.split_pool();
+            let Some(conn) = conn_in(slots, id) else {
+                return;
+            };
+            conn.flags &= !DIRTY;
+            if !conn.can_flush() {
+                return;
+            }
+            while !conn.out.is_empty() {
+                match (&conn.stream).write(conn.out.bytes()) {
+                    Ok(0) => {
+                        let e =
+                            io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes");
+                        return self.close_with(id, CloseReason::Error(e));
+                    }
+                    Ok(n) => conn.out.consume(pool, n),
+                    // Kernel buffer full: WRITABLE will tell us when to go on.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        conn.flags |= BLOCKED;
+                        return;
+                    }
+                    // A signal interrupted the call; nothing was written.
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // The peer is gone (EPIPE, ECONNRESET): only this connection ends.
+                    Err(e) => {
+                        log::debug!("{id}: write error: {e}");
+                        return self.close_with(id, CloseReason::Error(e));
+                    }
+                }
+            }
+            if conn.flags & BLOCKED != 0 {
+                conn.flags &= !BLOCKED;
+                self.call(id, |h, cx| h.on_drained(cx));
+                // on_drained may have queued more; send it before deciding anything else.
+                if self.conn(id).is_some_and(|c| !c.out.is_empty()) {
+                    continue;
+                }
+            }
+            return self.output_empty(id);
+        }
+    }
+
+    /// The output queue is empty: send a pending FIN or finish a graceful close.
+    fn output_empty(&mut self, id: ConnId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let wants_fin = conn.state == State::Closing || conn.flags & SHUT_PENDING != 0;
+        if !wants_fin || conn.flags & WR_SHUT != 0 {
+            return;
+        }
+        if conn.flags & FIN_SEEN != 0 {
+            // Both directions are done: nothing to linger for.
+            let reason = if conn.state == State::Closing {
+                CloseReason::Local
+            } else {
+                CloseReason::PeerClosed
+            };
+            return self.close_with(id, reason);
+        }
+        if let Err(e) = conn.stream.shutdown(Shutdown::Write) {
+            log::debug!("{id}: shutdown failed: {e}");
+            return self.close_with(id, CloseReason::Error(e));
+        }
+        conn.flags |= WR_SHUT;
+        if conn.state == State::Closing {
+            let deadline = Instant::now() + LINGER;
+            self.timers.insert(deadline, TimerAction::LingerExpired(id));
+        } else {
+            conn.state = State::WriteClosed;
+        }
+    }
+
+    /// Queues `data` for `id`. `own` is true when the caller flushes `id` itself right after
+    /// (the writes of a connection's own callback); otherwise `id` joins the dirty list, flushed
+    /// before the next wait.
+    pub(crate) fn send(&mut self, id: ConnId, data: &[u8], own: bool) -> io::Result<()> {
+        let (slots, pool) = self.split_pool();
+        let conn = conn_in(slots, id).ok_or_else(gone)?;
+        if !conn.accepts_output() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "connection no longer sends",
+            ));
+        }
+        conn.out.push(pool, data);
+        if !own {
+            self.mark_dirty(id);
+        }
+        Ok(())
+    }
+
+    /// Starts a graceful close or aborts `id`.
+    pub(crate) fn close(&mut self, id: ConnId, mode: CloseMode) -> io::Result<()> {
+        let conn = self.conn_mut(id).ok_or_else(gone)?;
+        if mode == CloseMode::Abort {
+            // SO_LINGER 0 makes close() send a reset instead of FIN: the peer learns the stream
+            // was cut rather than mistaking it for a complete one.
+            if conn.state != State::Closed {
+                let _ = socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
+            }
+            self.close_with(id, CloseReason::Aborted);
+            return Ok(());
+        }
+        match conn.state {
+            State::Closing | State::Closed => {}
+            State::Connecting => self.close_with(id, CloseReason::Local),
+            State::Open | State::ReadClosed | State::WriteClosed => {
+                conn.state = State::Closing;
+                self.mark_dirty(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks for FIN once `id`'s queued output is written.
+    pub(crate) fn shutdown_write(&mut self, id: ConnId) -> io::Result<()> {
+        let conn = self.conn_mut(id).ok_or_else(gone)?;
+        match conn.state {
+            State::Open | State::Connecting => conn.flags |= SHUT_PENDING,
+            State::ReadClosed => conn.state = State::Closing,
+            State::WriteClosed | State::Closing | State::Closed => return Ok(()),
+        }
+        self.mark_dirty(id);
+        Ok(())
+    }
+
+    /// A linger timer fired: the peer never sent FIN after ours; give up waiting.
+    pub(crate) fn linger_expired(&mut self, id: ConnId) {
+        if self.conn(id).is_some_and(|c| c.state == State::Closing) {
+            log::debug!("{id}: no FIN from peer within {LINGER:?}; closing");
+            self.close_with(id, CloseReason::Local);
+        }
+    }
+
+    /// Moves `id` to `Closed` with `reason` (if not closed already) and schedules its release.
+    pub(crate) fn close_with(&mut self, id: ConnId, reason: CloseReason) {
+        let (slots, pool) = self.split_pool();
+        if let Some(conn) = conn_in(slots, id) {
+            if conn.mark_closed(reason) {
+                conn.out.release(pool);
+                self.closing.push(id.key());
+            }
+        }
+    }
+
+    fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(conn) = self.conn_mut(id) {
+            if conn.flags & DIRTY == 0 {
+                conn.flags |= DIRTY;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    /// Runs one handler callback for `id` with a context on this reactor. The handler is taken out
+    /// of its slot for the duration, so the callback may freely use the context (even on its own
+    /// connection); slots are only freed after dispatch, so it can always be put back.
+    pub(crate) fn call<R>(
+        &mut self,
+        id: ConnId,
+        f: impl FnOnce(&mut dyn Handler, &mut Context<'_>) -> R,
+    ) -> Option<R> {
+        let mut handler = self.conn_mut(id)?.handler.take()?;
+        let result = f(&mut *handler, &mut Context::new(self, id));
+        if let Some(conn) = self.conn_mut(id) {
+            conn.handler = Some(handler);
+        }
+        Some(result)
+    }
+}
+
+/// Looks up a live connection in `slots` (for call sites that also borrow the pool).
+pub(crate) fn conn_in(
+    slots: &mut slab::Slab<crate::reactor::Slot>,
+    id: ConnId,
+) -> Option<&mut Conn> {
+    match slots.get_mut(id.key()) {
+        Some(slot) if slot.gen == id.gen() => match &mut slot.entry {
+            Entry::Conn(c) => Some(c),
+            _ => None,
+        },
+        _ => None,
+    }
+}

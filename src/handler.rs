@@ -1,0 +1,301 @@
+//! The user's per-connection state machine (`Handler`), the context its callbacks get, and the
+//! reasons a connection can close.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use crate::conn::CloseMode;
+use crate::id::ConnId;
+use crate::input::Input;
+use crate::reactor::Core;
+
+/// The protocol side of one connection: it sees bytes, drained output and closes, never sockets.
+///
+/// The reactor owns the socket and its buffers and calls these methods from its single thread.
+/// Only [`on_data`](Self::on_data) must be written; every other method has a default.
+///
+/// Writes made through the [`Context`] inside a callback are queued and flushed together, in one
+/// `write` system call when the socket takes them, right after the callback returns.
+///
+/// # Examples
+///
+/// An echo handler, served on an ephemeral port:
+///
+/// ```
+/// use sockloop::{Context, Handler, Input, Reactor};
+///
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+///         cx.write(input.take_all());
+///     }
+/// }
+///
+/// let mut reactor = Reactor::new()?;
+/// let (_id, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), || Echo)?;
+/// assert_ne!(addr.port(), 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait Handler: 'static {
+    /// The connection is established: accepted by a listener, or an outbound connect completed.
+    ///
+    /// The default does nothing.
+    fn on_open(&mut self, cx: &mut Context<'_>) {
+        let _ = cx;
+    }
+
+    /// Bytes arrived. Consume what can be parsed from `input`; the rest is kept and offered again,
+    /// followed by newer bytes, on the next call.
+    fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>);
+
+    /// Output that had to wait for the socket (the kernel's send buffer was full) has now all been
+    /// written. Not called when writes go out at once. Proxies use it to resume reading the other
+    /// side.
+    ///
+    /// The default does nothing.
+    fn on_drained(&mut self, cx: &mut Context<'_>) {
+        let _ = cx;
+    }
+
+    /// The peer shut down its write side (we read EOF). The connection can still send.
+    ///
+    /// The default finishes writing queued output and then closes, which is right for
+    /// request/response protocols such as echo.
+    fn on_read_closed(&mut self, cx: &mut Context<'_>) {
+        cx.close();
+    }
+
+    /// The connection is closed and its socket released; `reason` says why. Called exactly once
+    /// for every connection, including an outbound connect that failed (with
+    /// [`CloseReason::ConnectFailed`]). The context can still reach other connections.
+    ///
+    /// The default does nothing.
+    fn on_close(&mut self, cx: &mut Context<'_>, reason: CloseReason) {
+        let _ = (cx, reason);
+    }
+}
+
+/// Why a connection closed.
+///
+/// # Examples
+///
+/// ```
+/// use sockloop::CloseReason;
+///
+/// let reason = CloseReason::Error(std::io::ErrorKind::ConnectionReset.into());
+/// assert!(reason.is_error());
+/// assert!(!CloseReason::PeerClosed.is_error());
+/// assert_eq!(CloseReason::Local.to_string(), "closed locally");
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed first (clean EOF) and everything queued for it was sent.
+    PeerClosed,
+    /// Closed gracefully by this side ([`Context::close`] or [`Reactor::close`](crate::Reactor::close)):
+    /// queued output was sent first.
+    Local,
+    /// Closed by [`Context::abort`] or [`Reactor::abort`](crate::Reactor::abort): output was
+    /// discarded and the peer was sent a reset.
+    Aborted,
+    /// An outbound connect failed (refused, unreachable, timed out); `on_open` was never called.
+    ConnectFailed(io::Error),
+    /// A socket error (reset by peer, broken pipe, ...) ended the connection.
+    Error(io::Error),
+}
+
+impl CloseReason {
+    /// True if the connection ended because of an error rather than an orderly close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!sockloop::CloseReason::Local.is_error());
+    /// ```
+    pub fn is_error(&self) -> bool {
+        matches!(self, CloseReason::ConnectFailed(_) | CloseReason::Error(_))
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("closed by peer"),
+            CloseReason::Local => f.write_str("closed locally"),
+            CloseReason::Aborted => f.write_str("aborted"),
+            CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
+            CloseReason::Error(e) => write!(f, "error: {e}"),
+        }
+    }
+}
+
+/// What a handler callback can do: write, close, reach other connections, open new ones.
+///
+/// A context is bound to the connection whose callback received it. It also implements
+/// [`std::io::Write`], so `write!` and crates that write into an `io::Write` can produce output
+/// directly.
+///
+/// # Examples
+///
+/// A handler that greets, answers one line, and closes:
+///
+/// ```
+/// use std::io::Write;
+/// use sockloop::{Context, Handler, Input};
+///
+/// struct Greeter;
+///
+/// impl Handler for Greeter {
+///     fn on_open(&mut self, cx: &mut Context<'_>) {
+///         cx.write(b"who are you?\n");
+///     }
+///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+///         if let Some(end) = input.iter().position(|&b| b == b'\n') {
+///             let name = String::from_utf8_lossy(&input.take_prefix(end + 1)[..end]).into_owned();
+///             let _ = writeln!(cx, "hello, {name} (you are {})", cx.id());
+///             cx.close();
+///         }
+///     }
+/// }
+/// ```
+pub struct Context<'a> {
+    pub(crate) core: &'a mut Core,
+    pub(crate) id: ConnId,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(core: &'a mut Core, id: ConnId) -> Self {
+        Context { core, id }
+    }
+
+    /// This connection's id, usable later with [`write_to`](Self::write_to) or
+    /// [`Reactor::write_to`](crate::Reactor::write_to).
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Queues `data` for this connection. Everything written during one callback goes out in a
+    /// single write after the callback returns; what the socket does not take at once is kept,
+    /// in order, and sent as it becomes writable.
+    ///
+    /// Writing after [`close`](Self::close), [`abort`](Self::abort) or
+    /// [`shutdown_write`](Self::shutdown_write) discards the bytes (logged at debug).
+    pub fn write(&mut self, data: &[u8]) {
+        if let Err(e) = self.core.send(self.id, data, true) {
+            log::debug!("{}: write of {} bytes discarded: {e}", self.id, data.len());
+        }
+    }
+
+    /// Queues `data` for another connection (or this one); it is flushed before the reactor next
+    /// waits for events.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] if `id` is closed or unknown, [`io::ErrorKind::BrokenPipe`] if
+    /// its write side is already shut down.
+    pub fn write_to(&mut self, id: ConnId, data: &[u8]) -> io::Result<()> {
+        self.core.send(id, data, id == self.id)
+    }
+
+    /// Bytes queued for this connection and not yet accepted by the kernel.
+    pub fn queued(&self) -> usize {
+        self.core.conn(self.id).map_or(0, |c| c.queued())
+    }
+
+    /// Closes gracefully: queued output is sent first, then the connection closes.
+    pub fn close(&mut self) {
+        let _ = self.core.close(self.id, CloseMode::Graceful);
+    }
+
+    /// Closes now: queued output is discarded and the peer gets a reset.
+    pub fn abort(&mut self) {
+        let _ = self.core.close(self.id, CloseMode::Abort);
+    }
+
+    /// Sends FIN once queued output is written; the connection keeps reading until the peer
+    /// closes too.
+    pub fn shutdown_write(&mut self) {
+        let _ = self.core.shutdown_write(self.id);
+    }
+
+    /// Closes another connection gracefully (see [`close`](Self::close)).
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] if `id` is closed or unknown.
+    pub fn close_conn(&mut self, id: ConnId) -> io::Result<()> {
+        self.core.close(id, CloseMode::Graceful)
+    }
+
+    /// Aborts another connection (see [`abort`](Self::abort)).
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] if `id` is closed or unknown.
+    pub fn abort_conn(&mut self, id: ConnId) -> io::Result<()> {
+        self.core.close(id, CloseMode::Abort)
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] inside `on_close` (the socket is gone), or the error of
+    /// `getpeername`, e.g. `NotConnected` while an outbound connect is pending.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.core
+            .conn(self.id)
+            .ok_or_else(crate::reactor::gone)?
+            .peer_addr()
+    }
+
+    /// This side's address.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] inside `on_close`, or the error of `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.core
+            .conn(self.id)
+            .ok_or_else(crate::reactor::gone)?
+            .local_addr()
+    }
+
+    /// Turns Nagle's algorithm off (`true`, the default for every connection) or on.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] inside `on_close`, or the error of `setsockopt`.
+    pub fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
+        self.core
+            .conn(self.id)
+            .ok_or_else(crate::reactor::gone)?
+            .set_nodelay(nodelay)
+    }
+
+    /// Starts a non-blocking outbound connection served by `handler`; see
+    /// [`Reactor::connect`](crate::Reactor::connect).
+    pub fn connect<H: Handler>(&mut self, addr: SocketAddr, handler: H) -> ConnId {
+        self.core.connect(addr, Box::new(handler))
+    }
+
+    /// Makes [`Reactor::run`](crate::Reactor::run) return once the current iteration finishes.
+    pub fn stop(&mut self) {
+        self.core.stop();
+    }
+}
+
+impl io::Write for Context<'_> {
+    /// Queues all of `buf` (see [`Context::write`]); fails with `BrokenPipe` once this side can no
+    /// longer send.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.core.send(self.id, buf, true).map(|()| buf.len())
+    }
+
+    /// Does nothing: queued bytes are flushed when the callback returns.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

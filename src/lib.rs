@@ -1,0 +1,60 @@
+//! # sockloop
+//!
+//! A single-threaded, non-blocking socket reactor on [mio] (epoll on Linux). One thread runs one
+//! poll loop; every listening, accepted and outbound socket is registered once, and readiness
+//! events are dispatched to per-connection state machines. No thread ever blocks in `recv()` for a
+//! client, so ten thousand connections cost ten thousand small structs, not ten thousand stacks.
+//!
+//! You write a [`Handler`] (your protocol: bytes in, bytes out, closes), the [`Reactor`] does the
+//! sockets: edge-triggered reads, coalesced writes, half-close, graceful and abortive close, and
+//! faults that stay local to the connection that had them.
+//!
+//! # Quick start
+//!
+//! ```
+//! use sockloop::{Context, Handler, Input, Reactor};
+//!
+//! /// Echo: every byte that arrives is written back.
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+//!         cx.write(input.take_all());
+//!     }
+//! }
+//!
+//! let mut reactor = Reactor::new()?;
+//! let (_id, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), || Echo)?;
+//! println!("echo server on {addr}");
+//! // reactor.run()?; // serves until stop() is called
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! The iteration order of the loop is documented on [`Reactor::run_once`]'s module
+//! (`src/reactor.rs`) and in the README.
+//!
+//! [mio]: https://docs.rs/mio
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(rust_2018_idioms)]
+
+mod buf;
+mod conn;
+mod handler;
+mod id;
+mod input;
+mod listener;
+mod reactor;
+mod timer;
+
+pub use handler::{CloseReason, Context, Handler};
+pub use id::{ConnId, ListenerId};
+pub use input::Input;
+pub use listener::ListenOptions;
+pub use reactor::Reactor;
+
+/// The README's Rust examples, compiled and run as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
