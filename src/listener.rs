@@ -26,6 +26,8 @@ use crate::reactor::{gone, Core, Entry, Slot, TimerAction};
 const ACCEPT_BUDGET: usize = 256;
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// A persistent accept failure is logged at error at most this often; repeats go to debug.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Makes a fresh handler for each accepted connection.
 pub(crate) type Factory = Box<dyn FnMut() -> Box<dyn Handler>>;
@@ -125,6 +127,7 @@ pub(crate) struct Listener {
     /// Accepting is suspended after a resource error; see the module docs.
     paused: bool,
     backoff: Duration,
+    last_error_log: Option<Instant>,
 }
 
 /// Binds and listens with `SO_REUSEADDR` (so a restarted server can rebind while old
@@ -171,6 +174,7 @@ impl Core {
             options,
             paused: false,
             backoff: BACKOFF_MIN,
+            last_error_log: None,
         };
         let (key, gen) = self.insert(Entry::Listener(listener));
         let id = ListenerId::new(key, gen);
@@ -272,9 +276,15 @@ impl Core {
         let delay = listener.backoff;
         listener.backoff = (delay * 2).min(BACKOFF_MAX);
         listener.paused = true;
-        // Logged at error once per episode (an operator should raise the limit or shed load);
-        // the retries that fail again while it lasts are only debug.
-        if delay == BACKOFF_MIN {
+        // An operator must act (raise the limit, shed load), so this is an error, but under
+        // sustained overload every freed descriptor ends in another failure: say it once per
+        // interval, not once per retry.
+        let now = Instant::now();
+        if listener
+            .last_error_log
+            .is_none_or(|t| now.duration_since(t) >= ERROR_LOG_INTERVAL)
+        {
+            listener.last_error_log = Some(now);
             log::error!(
                 "{id}: accept failed: {e}; pausing accepts, retrying as descriptors free up"
             );
