@@ -1,0 +1,156 @@
+//! An echo client: sends stdin (or a greeting) to an echo server and prints what comes back.
+//!
+//! ```text
+//! cargo run --example echo_server &
+//! cargo run --example echo_client                                  # sends a built-in greeting
+//! printf 'hello\nworld\n' | cargo run --example echo_client        # sends stdin
+//! cargo run --example echo_client -- 127.0.0.1:9000 < some_file    # another server
+//! ```
+//!
+//! The connection is made through the reactor (`Reactor::connect`), like any other socket: the
+//! handler below sees `on_open`, the echoed bytes, and finally `on_close` with the reason. Once
+//! every byte sent has come back, the client closes gracefully and stops the loop.
+
+use std::cell::RefCell;
+use std::io::{IsTerminal, Read, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use sockloop::{CloseReason, Context, Handler, Input, Reactor};
+
+const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+const GREETING: &[u8] = b"hello from sockloop\n";
+
+/// Sends `sent` once connected, then counts (and checks) the echo as it arrives.
+struct Client {
+    addr: SocketAddr,
+    sent: Vec<u8>,
+    received: usize,
+    /// Where `main` finds out how it went: `Some(message)` if something went wrong.
+    failure: Rc<RefCell<Option<String>>>,
+}
+
+impl Client {
+    /// Records the first failure; later ones are consequences of it.
+    fn fail(&self, message: String) {
+        self.failure.borrow_mut().get_or_insert(message);
+    }
+}
+
+impl Handler for Client {
+    fn on_open(&mut self, cx: &mut Context<'_>) {
+        log::info!(
+            "connected to {}; sending {} bytes",
+            self.addr,
+            self.sent.len()
+        );
+        if self.sent.is_empty() {
+            return cx.close();
+        }
+        // One write for everything: the reactor sends what the socket takes and the rest as it
+        // drains, while the echo is read back concurrently, so a large input cannot deadlock.
+        cx.write(&self.sent);
+    }
+
+    fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+        let echo = input.take_all();
+        if !self.sent[self.received..].starts_with(echo) {
+            self.fail(format!(
+                "echo differs from what was sent, at byte {}",
+                self.received
+            ));
+            return cx.abort();
+        }
+        self.received += echo.len();
+        // A blocking write to stdout stalls the loop while it lasts; with one connection that
+        // only slows this connection, which is what a slow reader of our output should do.
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = stdout.write_all(echo).and_then(|()| stdout.flush()) {
+            self.fail(format!("cannot write to stdout: {e}"));
+            return cx.abort();
+        }
+        if self.received == self.sent.len() {
+            cx.close();
+        }
+    }
+
+    fn on_read_closed(&mut self, cx: &mut Context<'_>) {
+        if self.received < self.sent.len() {
+            self.fail(format!(
+                "server closed the connection after echoing {} of {} bytes",
+                self.received,
+                self.sent.len()
+            ));
+        }
+        cx.close();
+    }
+
+    fn on_close(&mut self, cx: &mut Context<'_>, reason: CloseReason) {
+        match reason {
+            CloseReason::ConnectFailed(e) => {
+                self.fail(format!("cannot connect to {}: {e}", self.addr))
+            }
+            reason if reason.is_error() => self.fail(format!("connection lost: {reason}")),
+            reason => log::info!("{} bytes echoed; connection {reason}", self.received),
+        }
+        cx.stop();
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("echo_client: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let arg = std::env::args().nth(1);
+    let text = arg.as_deref().unwrap_or(DEFAULT_ADDR);
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|e| format!("invalid address {text:?}: {e} (expected e.g. {DEFAULT_ADDR})"))?;
+
+    // The reactor thread must never block, and reading a terminal or a pipe would. Input that is
+    // not a terminal is a pipe or a file that ends, so the simplest correct plan is to read all of
+    // it before the loop starts. (Streaming an endless pipe would need a reader thread feeding the
+    // loop; an echo demo does not need that.)
+    let stdin = std::io::stdin();
+    let sent = if stdin.is_terminal() {
+        GREETING.to_vec()
+    } else {
+        let mut all = Vec::new();
+        stdin
+            .lock()
+            .read_to_end(&mut all)
+            .map_err(|e| format!("cannot read stdin: {e}"))?;
+        all
+    };
+
+    let failure = Rc::new(RefCell::new(None));
+    let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
+    reactor.connect(
+        addr,
+        Client {
+            addr,
+            sent,
+            received: 0,
+            failure: Rc::clone(&failure),
+        },
+    );
+    // Returns once on_close has called stop(): every outcome, even a refused connect, ends there.
+    reactor
+        .run()
+        .map_err(|e| format!("event loop failed: {e}"))?;
+
+    let result = failure.borrow_mut().take();
+    match result {
+        Some(message) => Err(message),
+        None => Ok(()),
+    }
+}
