@@ -376,13 +376,9 @@ impl Core {
             return;
         }
         if conn.flags & FIN_SEEN != 0 {
-            // Both directions are done: nothing to linger for.
-            let reason = if conn.state == State::Closing {
-                CloseReason::Local
-            } else {
-                CloseReason::PeerClosed
-            };
-            return self.close_with(id, reason);
+            // The peer's FIN came before ours (whoever asked for the close): the peer closed
+            // first, and both directions are done, so there is nothing to linger for.
+            return self.close_with(id, CloseReason::PeerClosed);
         }
         if let Err(e) = conn.stream.shutdown(Shutdown::Write) {
             log::debug!("{id}: shutdown failed: {e}");

@@ -543,14 +543,14 @@ impl Reactor {
     }
 
     /// Makes [`run`](Self::run) return after the current iteration; if it is not running, the
-    /// next `run` returns after one iteration.
+    /// next `run` returns at once (without waiting for events).
     ///
     /// # Examples
     ///
     /// ```
     /// let mut reactor = sockloop::Reactor::new()?;
     /// reactor.stop();
-    /// reactor.run()?; // returns after one iteration
+    /// reactor.run()?; // returns at once
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn stop(&mut self) {
