@@ -42,12 +42,45 @@ pub trait Handler: 'static {
     /// The connection is established: accepted by a listener, or an outbound connect completed.
     ///
     /// The default does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// struct Banner;
+    /// impl Handler for Banner {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         cx.write(b"220 ready\r\n");
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    /// }
+    /// ```
     fn on_open(&mut self, cx: &mut Context<'_>) {
         let _ = cx;
     }
 
     /// Bytes arrived. Consume what can be parsed from `input`; the rest is kept and offered again,
     /// followed by newer bytes, on the next call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Answers each complete line with its length; a partial line waits for more bytes.
+    /// struct LineLength;
+    /// impl Handler for LineLength {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         while let Some(end) = input.iter().position(|&b| b == b'\n') {
+    ///             let line = input.take_prefix(end + 1);
+    ///             cx.write(format!("{}\n", line.len() - 1).as_bytes());
+    ///         }
+    ///     }
+    /// }
+    /// ```
     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>);
 
     /// Output that had to wait for the socket (the kernel's send buffer was full) has now all been
@@ -55,6 +88,30 @@ pub trait Handler: 'static {
     /// side.
     ///
     /// The default does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Streams a large reply in chunks, producing the next chunk only once the last one left.
+    /// struct Streamer { left: usize }
+    /// impl Handler for Streamer {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         self.on_drained(cx);
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    ///     fn on_drained(&mut self, cx: &mut Context<'_>) {
+    ///         while self.left > 0 && cx.queued() < 64 * 1024 {
+    ///             let n = self.left.min(16 * 1024);
+    ///             cx.write(&vec![b'x'; n]);
+    ///             self.left -= n;
+    ///         }
+    ///     }
+    /// }
+    /// ```
     fn on_drained(&mut self, cx: &mut Context<'_>) {
         let _ = cx;
     }
@@ -63,6 +120,24 @@ pub trait Handler: 'static {
     ///
     /// The default finishes writing queued output and then closes, which is right for
     /// request/response protocols such as echo.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Counts bytes until the peer finishes sending, answers with the total, then closes.
+    /// struct Counter { n: usize }
+    /// impl Handler for Counter {
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         self.n += input.take_all().len();
+    ///     }
+    ///     fn on_read_closed(&mut self, cx: &mut Context<'_>) {
+    ///         cx.write(format!("{} bytes\n", self.n).as_bytes());
+    ///         cx.close();
+    ///     }
+    /// }
+    /// ```
     fn on_read_closed(&mut self, cx: &mut Context<'_>) {
         cx.close();
     }
@@ -72,6 +147,24 @@ pub trait Handler: 'static {
     /// [`CloseReason::ConnectFailed`]). The context can still reach other connections.
     ///
     /// The default does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{CloseReason, Context, Handler, Input};
+    ///
+    /// struct Logged;
+    /// impl Handler for Logged {
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    ///     fn on_close(&mut self, cx: &mut Context<'_>, reason: CloseReason) {
+    ///         if reason.is_error() {
+    ///             eprintln!("{} ended badly: {reason}", cx.id());
+    ///         }
+    ///     }
+    /// }
+    /// ```
     fn on_close(&mut self, cx: &mut Context<'_>, reason: CloseReason) {
         let _ = (cx, reason);
     }
@@ -172,6 +265,23 @@ impl<'a> Context<'a> {
 
     /// This connection's id, usable later with [`write_to`](Self::write_to) or
     /// [`Reactor::write_to`](crate::Reactor::write_to).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// struct Tagged;
+    /// impl Handler for Tagged {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         let greeting = format!("you are {}\n", cx.id());
+    ///         cx.write(greeting.as_bytes());
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    /// }
+    /// ```
     pub fn id(&self) -> ConnId {
         self.id
     }
@@ -182,6 +292,21 @@ impl<'a> Context<'a> {
     ///
     /// Writing after [`close`](Self::close), [`abort`](Self::abort) or
     /// [`shutdown_write`](Self::shutdown_write) discards the bytes (logged at debug).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// struct Shout;
+    /// impl Handler for Shout {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         // Two writes, one system call: both leave together after this callback.
+    ///         cx.write(&input.take_all().to_ascii_uppercase());
+    ///         cx.write(b"!");
+    ///     }
+    /// }
+    /// ```
     pub fn write(&mut self, data: &[u8]) {
         if let Err(e) = self.core.send(self.id, data, true) {
             log::debug!("{}: write of {} bytes discarded: {e}", self.id, data.len());
@@ -190,6 +315,31 @@ impl<'a> Context<'a> {
 
     /// Queues `data` for another connection (or this one); it is flushed before the reactor next
     /// waits for events.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use sockloop::{ConnId, Context, Handler, Input};
+    ///
+    /// /// A broadcast room: whatever one member sends, every other member receives.
+    /// struct Member { room: Rc<RefCell<Vec<ConnId>>> }
+    /// impl Handler for Member {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         self.room.borrow_mut().push(cx.id());
+    ///     }
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         let (me, msg) = (cx.id(), input.take_all());
+    ///         for &other in self.room.borrow().iter().filter(|&&m| m != me) {
+    ///             let _ = cx.write_to(other, msg); // a member that just left is simply skipped
+    ///         }
+    ///     }
+    ///     fn on_close(&mut self, cx: &mut Context<'_>, _reason: sockloop::CloseReason) {
+    ///         self.room.borrow_mut().retain(|&m| m != cx.id());
+    ///     }
+    /// }
+    /// ```
     ///
     /// # Errors
     ///
@@ -200,27 +350,114 @@ impl<'a> Context<'a> {
     }
 
     /// Bytes queued for this connection and not yet accepted by the kernel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Drops a client that lets more than 1 MiB of replies pile up.
+    /// struct Guarded;
+    /// impl Handler for Guarded {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         cx.write(input.take_all());
+    ///         if cx.queued() > 1 << 20 {
+    ///             cx.abort();
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn queued(&self) -> usize {
         self.core.conn(self.id).map_or(0, |c| c.queued())
     }
 
     /// Closes gracefully: queued output is sent first, then the connection closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Answers one request, then closes (the answer is sent first).
+    /// struct OneShot;
+    /// impl Handler for OneShot {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///         cx.write(b"bye\n");
+    ///         cx.close();
+    ///     }
+    /// }
+    /// ```
     pub fn close(&mut self) {
         let _ = self.core.close(self.id, CloseMode::Graceful);
     }
 
     /// Closes now: queued output is discarded and the peer gets a reset.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Resets any client that sends a NUL byte.
+    /// struct Strict;
+    /// impl Handler for Strict {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         if input.contains(&0) {
+    ///             return cx.abort();
+    ///         }
+    ///         cx.write(input.take_all());
+    ///     }
+    /// }
+    /// ```
     pub fn abort(&mut self) {
         let _ = self.core.close(self.id, CloseMode::Abort);
     }
 
     /// Sends FIN once queued output is written; the connection keeps reading until the peer
     /// closes too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Sends a whole reply, marks its end with FIN, and keeps listening.
+    /// struct Reply;
+    /// impl Handler for Reply {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         cx.write(b"the whole answer");
+    ///         cx.shutdown_write();
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    /// }
+    /// ```
     pub fn shutdown_write(&mut self) {
         let _ = self.core.shutdown_write(self.id);
     }
 
     /// Closes another connection gracefully (see [`close`](Self::close)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{ConnId, Context, Handler, Input};
+    ///
+    /// /// One side of a pair: closing either end closes the other gracefully.
+    /// struct Paired { other: Option<ConnId> }
+    /// impl Handler for Paired {
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    ///     fn on_close(&mut self, cx: &mut Context<'_>, _reason: sockloop::CloseReason) {
+    ///         if let Some(other) = self.other {
+    ///             let _ = cx.close_conn(other); // NotFound if it is already gone
+    ///         }
+    ///     }
+    /// }
+    /// ```
     ///
     /// # Errors
     ///
@@ -231,6 +468,25 @@ impl<'a> Context<'a> {
 
     /// Aborts another connection (see [`abort`](Self::abort)).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{ConnId, Context, Handler, Input};
+    ///
+    /// /// An admin connection: the line "kill <n>" aborts the connection whose id prints as given.
+    /// struct Admin { known: Vec<ConnId> }
+    /// impl Handler for Admin {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         let text = String::from_utf8_lossy(input.take_all()).into_owned();
+    ///         if let Some(name) = text.trim().strip_prefix("kill ") {
+    ///             for id in self.known.iter().filter(|id| id.to_string() == name) {
+    ///                 let _ = cx.abort_conn(*id);
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`io::ErrorKind::NotFound`] if `id` is closed or unknown.
@@ -239,6 +495,25 @@ impl<'a> Context<'a> {
     }
 
     /// The peer's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// struct LocalOnly;
+    /// impl Handler for LocalOnly {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         match cx.peer_addr() {
+    ///             Ok(peer) if peer.ip().is_loopback() => {}
+    ///             _ => cx.abort(),
+    ///         }
+    ///     }
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         cx.write(input.take_all());
+    ///     }
+    /// }
+    /// ```
     ///
     /// # Errors
     ///
@@ -253,6 +528,24 @@ impl<'a> Context<'a> {
 
     /// This side's address.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// struct WhereAmI;
+    /// impl Handler for WhereAmI {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         if let Ok(local) = cx.local_addr() {
+    ///             cx.write(format!("served by {local}\n").as_bytes());
+    ///         }
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    /// }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`io::ErrorKind::NotFound`] inside `on_close`, or the error of `getsockname`.
@@ -264,6 +557,23 @@ impl<'a> Context<'a> {
     }
 
     /// Turns Nagle's algorithm off (`true`, the default for every connection) or on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// A bulk sender that prefers full segments to low latency.
+    /// struct Bulk;
+    /// impl Handler for Bulk {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         let _ = cx.set_nodelay(false);
+    ///     }
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         cx.write(input.take_all());
+    ///     }
+    /// }
+    /// ```
     ///
     /// # Errors
     ///
@@ -277,11 +587,63 @@ impl<'a> Context<'a> {
 
     /// Starts a non-blocking outbound connection served by `handler`; see
     /// [`Reactor::connect`](crate::Reactor::connect).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input, Reactor};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         cx.write(input.take_all());
+    ///     }
+    /// }
+    ///
+    /// /// Once it is open, opens a second connection from inside its own callback.
+    /// struct Spawner { target: std::net::SocketAddr }
+    /// impl Handler for Spawner {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         cx.connect(self.target, Last);
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, _input: &mut Input<'_>) {}
+    /// }
+    ///
+    /// struct Last;
+    /// impl Handler for Last {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         cx.stop(); // the connection opened from a callback is up
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, _input: &mut Input<'_>) {}
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), || Echo)?;
+    /// reactor.connect(addr, Spawner { target: addr });
+    /// reactor.run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn connect<H: Handler>(&mut self, addr: SocketAddr, handler: H) -> ConnId {
         self.core.connect(addr, Box::new(handler))
     }
 
     /// Makes [`Reactor::run`](crate::Reactor::run) return once the current iteration finishes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Stops the whole loop when a client sends "shutdown".
+    /// struct Control;
+    /// impl Handler for Control {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         if input.take_all().starts_with(b"shutdown") {
+    ///             cx.stop();
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn stop(&mut self) {
         self.core.stop();
     }
