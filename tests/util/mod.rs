@@ -1,0 +1,493 @@
+//! Shared helpers for the integration tests: a reactor running on its own thread, blocking
+//! clients with timeouts, a deterministic byte generator, and a handler that reports its
+//! callbacks to the test thread.
+//!
+//! Every wait here has a deadline ([`TIMEOUT`]); a test that hangs fails instead.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::panic;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use sockloop::{CloseReason, ConnId, Context, Handler, Input, Reactor};
+
+/// Upper bound for any single wait: a blocking read, a channel receive, a condition to hold.
+/// Generous because CI machines can be slow; a healthy test never comes near it.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long one `run_once` of the reactor thread may block before it looks at its stop flag.
+const POLL_SLICE: Duration = Duration::from_millis(20);
+
+/// A reactor served on its own thread by `run_once` until stopped.
+///
+/// `Reactor` is not `Send` (handlers need not be), so the reactor is created on that thread and
+/// configured there by the setup closure given to [`spawn_reactor`].
+pub struct ReactorThread {
+    stop: Arc<AtomicBool>,
+    /// `connection_count()` as of the end of the latest iteration.
+    conns: Arc<AtomicUsize>,
+    /// `run_once` calls so far (to show the loop is not spinning).
+    iterations: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts a reactor thread, runs `setup` on it (bind listeners, start connects) and returns what
+/// `setup` returned once the reactor is about to serve.
+pub fn spawn_reactor<T, S>(setup: S) -> (T, ReactorThread)
+where
+    S: FnOnce(&mut Reactor) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let conns = Arc::new(AtomicUsize::new(0));
+    let iterations = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    let thread = {
+        let stop = Arc::clone(&stop);
+        let conns = Arc::clone(&conns);
+        let iterations = Arc::clone(&iterations);
+        thread::Builder::new()
+            .name("reactor".into())
+            .spawn(move || {
+                let mut reactor = Reactor::new().expect("Reactor::new");
+                let out = setup(&mut reactor);
+                conns.store(reactor.connection_count(), Ordering::Release);
+                tx.send(out).expect("test thread gone");
+                while !stop.load(Ordering::Acquire) {
+                    reactor.run_once(Some(POLL_SLICE)).expect("run_once");
+                    iterations.fetch_add(1, Ordering::Relaxed);
+                    conns.store(reactor.connection_count(), Ordering::Release);
+                }
+            })
+            .expect("spawn reactor thread")
+    };
+    let mut server = ReactorThread {
+        stop,
+        conns,
+        iterations,
+        thread: Some(thread),
+    };
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(out) => (out, server),
+        // The setup panicked: surface its panic rather than a channel error.
+        Err(_) => {
+            server.join();
+            panic!("reactor setup did not finish within {TIMEOUT:?}");
+        }
+    }
+}
+
+/// Serves `factory`'s handlers on a listener bound to an ephemeral port of 127.0.0.1.
+pub fn serve<F, H>(factory: F) -> (SocketAddr, ReactorThread)
+where
+    F: FnMut() -> H + Send + 'static,
+    H: Handler,
+{
+    spawn_reactor(move |reactor| {
+        reactor
+            .listen(localhost(), factory)
+            .expect("listen on 127.0.0.1:0")
+            .1
+    })
+}
+
+/// `127.0.0.1:0`.
+pub fn localhost() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+impl ReactorThread {
+    /// Connections the reactor held (open, connecting or closing) after its latest iteration.
+    pub fn connections(&self) -> usize {
+        self.conns.load(Ordering::Acquire)
+    }
+
+    /// Loop iterations run so far.
+    pub fn iterations(&self) -> usize {
+        self.iterations.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the reactor holds exactly `n` connections.
+    #[track_caller]
+    pub fn wait_for_connections(&self, n: usize) {
+        wait_until(&format!("the reactor to hold {n} connections"), || {
+            self.connections() == n
+        });
+    }
+
+    /// Stops the loop and joins the thread; a panic on the reactor thread (a failed assertion
+    /// inside a handler) is re-raised here. After this, every callback that will ever run has run.
+    pub fn stop(mut self) {
+        self.join();
+    }
+
+    fn join(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let deadline = Instant::now() + TIMEOUT;
+            while !thread.is_finished() {
+                assert!(
+                    Instant::now() < deadline,
+                    "reactor thread did not stop within {TIMEOUT:?}"
+                );
+                thread::sleep(Duration::from_millis(2));
+            }
+            if let Err(panic) = thread.join() {
+                panic::resume_unwind(panic);
+            }
+        }
+    }
+}
+
+impl Drop for ReactorThread {
+    fn drop(&mut self) {
+        // A test that failed already must not panic again while unwinding.
+        if thread::panicking() {
+            self.stop.store(true, Ordering::Release);
+        } else {
+            self.join();
+        }
+    }
+}
+
+/// Polls `cond` every few milliseconds until it holds; panics after [`TIMEOUT`].
+#[track_caller]
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {TIMEOUT:?} waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Receives one message or panics after [`TIMEOUT`].
+#[track_caller]
+pub fn recv<T>(rx: &Receiver<T>, what: &str) -> T {
+    recv_within(rx, TIMEOUT, what)
+}
+
+/// Receives one message or panics after `timeout`.
+#[track_caller]
+pub fn recv_within<T>(rx: &Receiver<T>, timeout: Duration, what: &str) -> T {
+    match rx.recv_timeout(timeout) {
+        Ok(v) => v,
+        Err(RecvTimeoutError::Timeout) => panic!("timed out after {timeout:?} waiting for {what}"),
+        Err(RecvTimeoutError::Disconnected) => {
+            panic!("channel closed while waiting for {what} (reactor thread panicked?)")
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------------------------
+
+/// A blocking client connected to `addr`, with read and write timeouts so no test can hang.
+pub fn client(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// Reads exactly `len` bytes.
+#[track_caller]
+pub fn read_exactly(stream: &mut TcpStream, len: usize) -> Vec<u8> {
+    let mut buf = vec![0; len];
+    let mut got = 0;
+    while got < len {
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => panic!("EOF after {got} of {len} bytes"),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("read failed after {got} of {len} bytes: {e}"),
+        }
+    }
+    buf
+}
+
+/// Reads until EOF; panics on an error (a reset is not a clean end of stream).
+#[track_caller]
+pub fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("read failed after {} bytes, before EOF: {e}", out.len()),
+        }
+    }
+}
+
+/// Asserts the next read is a clean EOF.
+#[track_caller]
+pub fn assert_eof(stream: &mut TcpStream) {
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => {}
+        Ok(_) => panic!("expected EOF, got byte {:#04x}", byte[0]),
+        Err(e) => panic!("expected EOF, got error {e}"),
+    }
+}
+
+/// Reads until the stream fails and returns (bytes read, the error). Panics on a clean EOF.
+#[track_caller]
+pub fn read_until_error(stream: &mut TcpStream) -> (usize, io::Error) {
+    let mut total = 0;
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("clean EOF after {total} bytes; expected the stream to fail"),
+            Ok(n) => total += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return (total, e),
+        }
+    }
+}
+
+/// Sends `data` from a second thread while this one reads the same amount back, so neither side
+/// waits for the other to drain; returns what was read.
+pub fn echo_concurrently(stream: &mut TcpStream, data: Arc<Vec<u8>>) -> Vec<u8> {
+    let mut writer = stream.try_clone().unwrap();
+    let sent = Arc::clone(&data);
+    let handle = thread::spawn(move || {
+        // Uneven chunk sizes so that writes straddle the reactor's read boundaries.
+        let mut rng = Rng::new(sent.len() as u64);
+        let mut off = 0;
+        while off < sent.len() {
+            let n = (1 + rng.below(200_000) as usize).min(sent.len() - off);
+            writer.write_all(&sent[off..off + n]).expect("client write");
+            off += n;
+        }
+    });
+    let got = read_exactly(stream, data.len());
+    handle.join().expect("writer thread panicked");
+    got
+}
+
+/// Asserts two byte strings are equal, reporting the first difference instead of dumping them.
+#[track_caller]
+pub fn assert_bytes_eq(got: &[u8], want: &[u8], what: &str) {
+    if got == want {
+        return;
+    }
+    let first = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    panic!(
+        "{what}: got {} bytes, want {}; first difference at offset {first} (got {:?}, want {:?})",
+        got.len(),
+        want.len(),
+        got.get(first),
+        want.get(first)
+    );
+}
+
+/// Shuts down the client's write side (sends FIN).
+pub fn half_close(stream: &TcpStream) {
+    stream.shutdown(Shutdown::Write).expect("shutdown(Write)");
+}
+
+/// Closes with a reset: `SO_LINGER` 0 makes `close` send RST instead of FIN.
+pub fn reset(stream: TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER 0");
+    drop(stream);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic bytes
+// ---------------------------------------------------------------------------------------------
+
+/// SplitMix64: tiny, fast, and good enough to make payloads whose corruption cannot go unseen.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let word = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+    }
+}
+
+/// `len` pseudo-random bytes determined by `seed`.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut v = vec![0; len];
+    Rng::new(seed).fill(&mut v);
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+// ---------------------------------------------------------------------------------------------
+
+/// Writes back every byte it receives; closes after the peer's FIN (the default).
+pub struct Echo;
+
+impl Handler for Echo {
+    fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+        cx.write(input.take_all());
+    }
+}
+
+/// Discards everything it receives.
+pub struct Sink;
+
+impl Handler for Sink {
+    fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+        input.consume(input.len());
+    }
+}
+
+/// A `CloseReason` reduced to something `Clone + PartialEq` that can cross threads and be
+/// compared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    PeerClosed,
+    Local,
+    Aborted,
+    ConnectFailed(ErrorKind),
+    Error(ErrorKind),
+    /// A variant added after these tests were written.
+    Other(String),
+}
+
+impl From<&CloseReason> for Reason {
+    fn from(reason: &CloseReason) -> Reason {
+        match reason {
+            CloseReason::PeerClosed => Reason::PeerClosed,
+            CloseReason::Local => Reason::Local,
+            CloseReason::Aborted => Reason::Aborted,
+            CloseReason::ConnectFailed(e) => Reason::ConnectFailed(e.kind()),
+            CloseReason::Error(e) => Reason::Error(e.kind()),
+            other => Reason::Other(other.to_string()),
+        }
+    }
+}
+
+/// One callback, as seen by [`Recorder`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Open(ConnId),
+    ReadClosed(ConnId),
+    Drained(ConnId),
+    Close(ConnId, Reason),
+}
+
+/// Wraps a handler and reports its lifecycle callbacks (not `on_data`) to the test thread.
+pub struct Recorder<H> {
+    inner: H,
+    tx: Sender<Event>,
+}
+
+impl<H> Recorder<H> {
+    pub fn new(inner: H, tx: Sender<Event>) -> Self {
+        Recorder { inner, tx }
+    }
+}
+
+impl<H: Handler> Handler for Recorder<H> {
+    fn on_open(&mut self, cx: &mut Context<'_>) {
+        let _ = self.tx.send(Event::Open(cx.id()));
+        self.inner.on_open(cx);
+    }
+
+    fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+        self.inner.on_data(cx, input);
+    }
+
+    fn on_drained(&mut self, cx: &mut Context<'_>) {
+        let _ = self.tx.send(Event::Drained(cx.id()));
+        self.inner.on_drained(cx);
+    }
+
+    fn on_read_closed(&mut self, cx: &mut Context<'_>) {
+        let _ = self.tx.send(Event::ReadClosed(cx.id()));
+        self.inner.on_read_closed(cx);
+    }
+
+    fn on_close(&mut self, cx: &mut Context<'_>, reason: CloseReason) {
+        let closed = Reason::from(&reason);
+        let id = cx.id();
+        self.inner.on_close(cx, reason);
+        let _ = self.tx.send(Event::Close(id, closed));
+    }
+}
+
+/// Waits for the next `Close` event, skipping others; returns its id and reason.
+#[track_caller]
+pub fn next_close(rx: &Receiver<Event>) -> (ConnId, Reason) {
+    loop {
+        if let Event::Close(id, why) = recv(rx, "on_close") {
+            return (id, why);
+        }
+    }
+}
+
+/// Checks the complete event history of a stopped reactor: every connection opened at most once,
+/// closed exactly once, and nothing happened to it after its close. Returns the close reasons in
+/// order of closing.
+pub fn closes_exactly_once(events: &[Event]) -> Vec<(ConnId, Reason)> {
+    let mut closes: Vec<(ConnId, Reason)> = Vec::new();
+    let mut opened: Vec<ConnId> = Vec::new();
+    for event in events {
+        let id = match event {
+            Event::Open(id) | Event::ReadClosed(id) | Event::Drained(id) | Event::Close(id, _) => {
+                *id
+            }
+        };
+        assert!(
+            !closes.iter().any(|(c, _)| *c == id),
+            "{event:?} after {id} was closed; history: {events:?}"
+        );
+        match event {
+            Event::Open(_) => {
+                assert!(!opened.contains(&id), "{id} opened twice: {events:?}");
+                opened.push(id);
+            }
+            Event::Close(_, why) => closes.push((id, why.clone())),
+            _ => {}
+        }
+    }
+    for id in &opened {
+        assert!(
+            closes.iter().any(|(c, _)| c == id),
+            "{id} opened but never closed: {events:?}"
+        );
+    }
+    closes
+}
