@@ -15,7 +15,6 @@ use util::{assert_bytes_eq, Echo, Event, Reason, Recorder};
 /// The client closes first (its FIN arrives while the connection is open): `on_close` reports
 /// `PeerClosed`, once, with the default `on_read_closed`.
 #[test]
-#[ignore = "library bug: conn.rs output_empty reports Local when the peer closed first"]
 fn on_close_reports_peer_closed_once_when_client_closes_first() {
     let (tx, events) = mpsc::channel();
     let (addr, server) = util::serve(move || Recorder::new(Echo, tx.clone()));

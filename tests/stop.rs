@@ -66,21 +66,37 @@ fn stop_from_a_callback_ends_run_and_run_can_resume() {
     thread.join().unwrap();
 }
 
-/// `Reactor::stop` documents: "if it is not running, the next `run` returns after one iteration".
-/// A client waiting in the listener's backlog is accepted by that one iteration.
+/// `Reactor::stop` outside `run`: "the next `run` returns at once (without waiting for events)".
+/// Only that one: the `run` after it serves until stopped again.
 #[test]
-#[ignore = "library bug: reactor.rs run() runs no iteration when stop() came first"]
-fn stop_before_run_returns_after_one_iteration() {
-    let mut reactor = Reactor::new().unwrap();
-    let (_, addr) = reactor.listen(util::localhost(), || util::Echo).unwrap();
-    // The kernel completes the handshake by itself: the client is in the backlog, not accepted.
-    let _c = util::client(addr);
-    assert_eq!(reactor.connection_count(), 0);
-    reactor.stop();
-    reactor.run().unwrap();
-    assert_eq!(
-        reactor.connection_count(),
-        1,
-        "run() after stop() returned without running an iteration"
-    );
+fn stop_before_run_makes_only_the_next_run_return() {
+    let (tx, rx) = mpsc::channel();
+    let thread = thread::spawn(move || {
+        let mut reactor = Reactor::new().unwrap();
+        let (_, addr) = reactor.listen(util::localhost(), || StopOnCommand).unwrap();
+        tx.send(Report::Listening(addr)).unwrap();
+        reactor.stop();
+        for _ in 0..2 {
+            let result = reactor.run();
+            tx.send(Report::RunReturned(result)).unwrap();
+        }
+    });
+    let Report::Listening(addr) = util::recv(&rx, "the listener") else {
+        panic!("expected the address first");
+    };
+    match util::recv(&rx, "run() after stop() to return at once") {
+        Report::RunReturned(result) => result.expect("run failed"),
+        Report::Listening(_) => unreachable!(),
+    }
+    // The stop was used up: the second run is serving, so this echo comes back.
+    let mut c = util::client(addr);
+    c.write_all(b"ping\n").unwrap();
+    assert_eq!(util::read_exactly(&mut c, 5), b"ping\n");
+    assert!(rx.try_recv().is_err(), "the second run() returned unasked");
+    c.write_all(b"stop\n").unwrap();
+    match util::recv(&rx, "the second run() to return") {
+        Report::RunReturned(result) => result.expect("run failed"),
+        Report::Listening(_) => unreachable!(),
+    }
+    thread.join().unwrap();
 }
