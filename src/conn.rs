@@ -207,6 +207,14 @@ impl Core {
                 }
             }
             _ => {
+                // Once the peer's FIN has been read no read will run, so a reset arriving later
+                // (reported as EPIPE after a FIN) would go unnoticed: ask the socket for it.
+                if ready.read_closed && conn.flags & FIN_SEEN != 0 {
+                    if let Ok(Some(e)) | Err(e) = conn.stream.take_error() {
+                        log::debug!("{id}: error after peer's FIN: {e}");
+                        return self.close_with(id, CloseReason::Error(e));
+                    }
+                }
                 if ready.writable && !conn.out.is_empty() {
                     self.flush(id);
                 }
@@ -386,8 +394,7 @@ impl Core {
         }
         conn.flags |= WR_SHUT;
         if conn.state == State::Closing {
-            let deadline = Instant::now() + LINGER;
-            self.timers.insert(deadline, TimerAction::LingerExpired(id));
+            self.arm_linger(id);
         } else {
             conn.state = State::WriteClosed;
         }
@@ -427,9 +434,14 @@ impl Core {
         match conn.state {
             State::Closing | State::Closed => {}
             State::Connecting => self.close_with(id, CloseReason::Local),
-            State::Open | State::ReadClosed | State::WriteClosed => {
+            State::Open | State::ReadClosed => {
                 conn.state = State::Closing;
                 self.mark_dirty(id);
+            }
+            // Our FIN is out already: only the wait for the peer's is left.
+            State::WriteClosed => {
+                conn.state = State::Closing;
+                self.arm_linger(id);
             }
         }
         Ok(())
@@ -445,6 +457,12 @@ impl Core {
         }
         self.mark_dirty(id);
         Ok(())
+    }
+
+    /// Bounds the wait for the peer's FIN after ours, in `Closing`.
+    fn arm_linger(&mut self, id: ConnId) {
+        let deadline = Instant::now() + LINGER;
+        self.timers.insert(deadline, TimerAction::LingerExpired(id));
     }
 
     /// A linger timer fired: the peer never sent FIN after ours; give up waiting.

@@ -186,7 +186,6 @@ impl Handler for KeepAfterFin {
 /// an error) even though the handler, having nothing to send, never writes to it again. Otherwise
 /// the connection and its handler live forever.
 #[test]
-#[ignore = "library bug: conn.rs read() ignores error events once the peer's FIN was read"]
 fn reset_after_half_close_is_noticed_without_writing() {
     let (tx, events) = mpsc::channel();
     let (addr, server) = util::serve(move || Recorder::new(KeepAfterFin, tx.clone()));

@@ -336,7 +336,6 @@ impl Handler for ShutThenClose {
 /// it waits only a bounded time (the reactor's 5 s linger) for the peer, then releases the
 /// connection. Without that, a silent peer would hold the connection, discarding its input, forever.
 #[test]
-#[ignore = "library bug: conn.rs close() from WriteClosed arms no linger timer"]
 fn close_after_shutdown_write_gives_up_on_a_silent_peer() {
     let (tx, events) = mpsc::channel();
     let (addr, server) = util::serve(move || Recorder::new(ShutThenClose, tx.clone()));
