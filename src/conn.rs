@@ -105,10 +105,6 @@ impl Conn {
         }
     }
 
-    pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
-        &mut self.stream
-    }
-
     pub(crate) fn queued(&self) -> usize {
         self.out.len()
     }

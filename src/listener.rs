@@ -16,9 +16,9 @@ use mio::net::TcpListener;
 use mio::Interest;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::conn::{Conn, State};
+use crate::conn::State;
 use crate::handler::Handler;
-use crate::id::{ConnId, ListenerId};
+use crate::id::ListenerId;
 use crate::reactor::{gone, Core, Entry, Slot, TimerAction};
 
 /// Connections accepted per readiness event before the listener yields to established
@@ -256,14 +256,14 @@ impl Core {
         handler: Box<dyn Handler>,
         peer: SocketAddr,
     ) {
-        let (key, gen) = self.insert(Entry::Conn(Conn::new(stream, handler, State::Open)));
-        let id = ConnId::new(key, gen);
-        if let Err(e) = self.register_conn(id) {
-            // Undo: drop the socket; its handler never saw the connection.
-            self.slots.remove(key);
-            log::warn!("{id}: dropping connection from {peer}: cannot register: {e}");
-            return;
-        }
+        let id = match self.add_conn(stream, handler, State::Open) {
+            Ok(id) => id,
+            Err((_handler, e)) => {
+                // The handler never saw the connection; dropping the socket closes it.
+                log::warn!("dropping connection from {peer}: cannot register: {e}");
+                return;
+            }
+        };
         log::debug!("{id}: accepted from {peer}");
         self.call(id, |h, cx| h.on_open(cx));
         self.flush(id);

@@ -129,19 +129,10 @@ impl Core {
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("connect to {addr}: TCP_NODELAY not set: {e}");
         }
-        let (key, gen) = self.insert(Entry::Conn(Conn::new(stream, handler, State::Connecting)));
-        let id = ConnId::new(key, gen);
-        if let Err(e) = self.register_conn(id) {
-            // Undo: the socket is dropped with its Conn and the handler hears why.
-            let Entry::Conn(conn) = self.slots.remove(key).entry else {
-                unreachable!()
-            };
-            let (handler, _, _, _) = conn.into_parts();
-            return match handler {
-                Some(h) => self.failed_connect(h, e),
-                None => id,
-            };
-        }
+        let id = match self.add_conn(stream, handler, State::Connecting) {
+            Ok(id) => id,
+            Err((handler, e)) => return self.failed_connect(handler, e),
+        };
         log::debug!("{id}: connecting to {addr}");
         id
     }
@@ -153,21 +144,33 @@ impl Core {
         ConnId::new(key, gen)
     }
 
-    /// Registers a connection's socket once, for both directions, edge-triggered: it is never
-    /// re-registered, and WRITABLE events are simply ignored while nothing is queued.
-    pub(crate) fn register_conn(&mut self, id: ConnId) -> io::Result<()> {
-        let Some(Slot {
-            entry: Entry::Conn(conn),
-            ..
-        }) = self.slots.get_mut(id.key())
-        else {
-            return Err(gone());
-        };
-        self.poll.registry().register(
-            conn.stream_mut(),
-            id.token(),
-            Interest::READABLE | Interest::WRITABLE,
-        )
+    /// Registers `stream` and stores it in a fresh slot. It is registered once, for both
+    /// directions, edge-triggered: never re-registered, and WRITABLE events are simply ignored
+    /// while nothing is queued. On failure nothing is stored and the handler is handed back.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn add_conn(
+        &mut self,
+        mut stream: TcpStream,
+        handler: Box<dyn Handler>,
+        state: State,
+    ) -> Result<ConnId, (Box<dyn Handler>, io::Error)> {
+        let gen = self.next_gen;
+        let vacant = self.slots.vacant_entry();
+        let id = ConnId::new(vacant.key(), gen);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, id.token(), interest)
+        {
+            return Err((handler, e));
+        }
+        self.next_gen = gen.wrapping_add(1);
+        vacant.insert(Slot {
+            gen,
+            entry: Entry::Conn(Conn::new(stream, handler, state)),
+        });
+        Ok(id)
     }
 
     /// Step 4: flush output queued from elsewhere, then release closed slots, until neither
