@@ -15,17 +15,17 @@
 //! which can destroy the last response before the peer reads it. `Closed` is final: the reactor
 //! releases the slot after the current dispatch and calls `on_close`.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
-use std::time::{Duration, Instant};
-
-use mio::net::TcpStream;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::buf::ByteQueue;
+use crate::core::{gone, Core, Entry, Slot, TimerAction};
 use crate::handler::{CloseReason, Context, Handler};
 use crate::id::ConnId;
 use crate::input::Input;
-use crate::reactor::{gone, Core, Entry, TimerAction};
+use crate::source::Readiness;
+use crate::stream::Stream;
 
 /// Reads per readiness event before the connection yields to the others; with the 64 KiB shared
 /// buffer that is 1 MiB. A connection that still has data goes on the still-ready queue, because
@@ -70,17 +70,8 @@ const FIN_SEEN: u8 = 8;
 /// The connection is on the reactor's dirty list (avoids duplicate entries).
 const DIRTY: u8 = 16;
 
-/// Readiness of one event, as the connection needs it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Ready {
-    pub(crate) readable: bool,
-    pub(crate) writable: bool,
-    /// The peer's FIN or an error is known to be pending: read past a short read to reach it.
-    pub(crate) read_closed: bool,
-}
-
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     /// Taken out while one of its callbacks runs, so the callback can borrow the reactor.
     handler: Option<Box<dyn Handler>>,
     state: State,
@@ -90,10 +81,20 @@ pub(crate) struct Conn {
     /// Unsent output; empty (and holding no buffer) unless the socket could not take it all.
     out: ByteQueue,
     reason: Option<CloseReason>,
+    /// Coarse loop time (ms) of the last read or write: idle and linger checks compare against
+    /// it, so activity costs one store.
+    last_active: u64,
+    /// Idle timeout in ms; 0 for none.
+    idle_ms: u32,
 }
 
 impl Conn {
-    pub(crate) fn new(stream: TcpStream, handler: Box<dyn Handler>, state: State) -> Conn {
+    pub(crate) fn new(
+        stream: Stream,
+        handler: Box<dyn Handler>,
+        state: State,
+        now_ms: u64,
+    ) -> Conn {
         Conn {
             stream,
             handler: Some(handler),
@@ -102,7 +103,29 @@ impl Conn {
             input: ByteQueue::default(),
             out: ByteQueue::default(),
             reason: None,
+            last_active: now_ms,
+            idle_ms: 0,
         }
+    }
+
+    /// Gives the connection an idle timeout (the caller arms the first check).
+    pub(crate) fn set_idle(&mut self, idle: Duration) {
+        self.idle_ms = idle.as_millis().clamp(1, u32::MAX as u128) as u32;
+    }
+
+    /// (last activity, idle timeout) in ms, if the connection has an idle timeout and is live.
+    pub(crate) fn idle_state(&self) -> Option<(u64, u64)> {
+        (self.idle_ms > 0 && self.is_live()).then_some((self.last_active, self.idle_ms as u64))
+    }
+
+    /// Not closed (or about to be released).
+    pub(crate) fn is_live(&self) -> bool {
+        self.state != State::Closed
+    }
+
+    /// Replaces the recorded close reason (a forced close that should say why it happened).
+    pub(crate) fn override_reason(&mut self, reason: CloseReason) {
+        self.reason = Some(reason);
     }
 
     pub(crate) fn queued(&self) -> usize {
@@ -163,23 +186,23 @@ enum ConnectCheck {
     Failed(io::Error),
 }
 
-fn check_connect(stream: &TcpStream) -> ConnectCheck {
+fn check_connect(stream: &Stream) -> ConnectCheck {
     // As mio documents: a pending error means failure; otherwise a peer address means success,
     // and `NotConnected` means the event was spurious and the connect is still in progress.
     match stream.take_error() {
         Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
         Ok(None) => {}
     }
-    match stream.peer_addr() {
-        Ok(_) => ConnectCheck::Done,
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectCheck::Pending,
+    match stream.is_connected() {
+        Ok(true) => ConnectCheck::Done,
+        Ok(false) => ConnectCheck::Pending,
         Err(e) => ConnectCheck::Failed(e),
     }
 }
 
 impl Core {
     /// Handles one readiness event (or a still-ready retry) for connection `id`.
-    pub(crate) fn conn_ready(&mut self, rbuf: &mut [u8], id: ConnId, ready: Ready) {
+    pub(crate) fn conn_ready(&mut self, rbuf: &mut [u8], id: ConnId, ready: Readiness) {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
@@ -196,6 +219,7 @@ impl Core {
                     }
                     ConnectCheck::Done => {
                         conn.state = State::Open;
+                        self.counters.stats.connected += 1;
                         log::debug!("{id}: connected");
                         self.call(id, |h, cx| h.on_open(cx));
                         self.flush(id);
@@ -205,7 +229,7 @@ impl Core {
             _ => {
                 // Once the peer's FIN has been read no read will run, so a reset arriving later
                 // (reported as EPIPE after a FIN) would go unnoticed: ask the socket for it.
-                if ready.read_closed && conn.flags & FIN_SEEN != 0 {
+                if (ready.read_closed || ready.error) && conn.flags & FIN_SEEN != 0 {
                     if let Ok(Some(e)) | Err(e) = conn.stream.take_error() {
                         log::debug!("{id}: error after peer's FIN: {e}");
                         return self.close_with(id, CloseReason::Error(e));
@@ -216,16 +240,17 @@ impl Core {
                 }
             }
         }
-        if ready.readable || ready.read_closed {
-            self.read(rbuf, id, ready.read_closed);
+        if ready.readable || ready.read_closed || ready.error {
+            self.read(rbuf, id, ready.read_closed || ready.error);
         }
     }
 
     /// Edge-triggered read loop: read until `WouldBlock`, EOF, or a short read.
     fn read(&mut self, rbuf: &mut [u8], id: ConnId, read_closed: bool) {
         let mut budget = READ_BUDGET;
+        let now_ms = self.now_ms;
         loop {
-            let Some(conn) = self.conn_mut(id) else {
+            let Some(conn) = conn_in(&mut self.slots, id) else {
                 return;
             };
             if matches!(
@@ -240,10 +265,12 @@ impl Core {
                 return;
             }
             budget -= 1;
-            match (&conn.stream).read(rbuf) {
+            match conn.stream.read(rbuf) {
                 // The peer sent FIN.
                 Ok(0) => return self.on_fin(id),
                 Ok(n) => {
+                    conn.last_active = now_ms;
+                    self.counters.stats.bytes_read += n as u64;
                     // A closing connection reads only to find the peer's FIN; its input is moot.
                     if conn.state != State::Closing {
                         self.deliver(id, &rbuf[..n]);
@@ -328,6 +355,7 @@ impl Core {
     /// unlocks (`on_drained`, a pending FIN, the end of a graceful close).
     pub(crate) fn flush(&mut self, id: ConnId) {
         loop {
+            let now_ms = self.now_ms;
             let (slots, pool) = self.split_pool();
             let Some(conn) = conn_in(slots, id) else {
                 return;
@@ -336,27 +364,47 @@ impl Core {
             if !conn.can_flush() {
                 return;
             }
-            while !conn.out.is_empty() {
-                match (&conn.stream).write(conn.out.bytes()) {
+            let mut written = 0u64;
+            let outcome = loop {
+                if conn.out.is_empty() {
+                    break Ok(());
+                }
+                match conn.stream.write(conn.out.bytes()) {
                     Ok(0) => {
-                        let e =
-                            io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes");
-                        return self.close_with(id, CloseReason::Error(e));
+                        break Err(io::Error::new(
+                            io::ErrorKind::WriteZero,
+                            "socket accepted no bytes",
+                        ));
                     }
-                    Ok(n) => conn.out.consume(pool, n),
+                    Ok(n) => {
+                        conn.out.consume(pool, n);
+                        written += n as u64;
+                    }
                     // Kernel buffer full: WRITABLE will tell us when to go on.
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         conn.flags |= BLOCKED;
-                        return;
+                        break Ok(());
                     }
                     // A signal interrupted the call; nothing was written.
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     // The peer is gone (EPIPE, ECONNRESET): only this connection ends.
-                    Err(e) => {
-                        log::debug!("{id}: write error: {e}");
-                        return self.close_with(id, CloseReason::Error(e));
-                    }
+                    Err(e) => break Err(e),
                 }
+            };
+            if written > 0 {
+                conn.last_active = now_ms;
+                self.counters.stats.bytes_written += written;
+            }
+            let conn = match (outcome, conn_in(&mut self.slots, id)) {
+                (Err(e), _) => {
+                    log::debug!("{id}: write error: {e}");
+                    return self.close_with(id, CloseReason::Error(e));
+                }
+                (Ok(()), Some(conn)) => conn,
+                (Ok(()), None) => return,
+            };
+            if !conn.out.is_empty() {
+                return; // blocked; WRITABLE resumes
             }
             if conn.flags & BLOCKED != 0 {
                 conn.flags &= !BLOCKED;
@@ -384,14 +432,12 @@ impl Core {
             // first, and both directions are done, so there is nothing to linger for.
             return self.close_with(id, CloseReason::PeerClosed);
         }
-        if let Err(e) = conn.stream.shutdown(Shutdown::Write) {
+        if let Err(e) = conn.stream.shutdown_write() {
             log::debug!("{id}: shutdown failed: {e}");
             return self.close_with(id, CloseReason::Error(e));
         }
         conn.flags |= WR_SHUT;
-        if conn.state == State::Closing {
-            self.arm_linger(id);
-        } else {
+        if conn.state != State::Closing {
             conn.state = State::WriteClosed;
         }
     }
@@ -422,7 +468,7 @@ impl Core {
             // SO_LINGER 0 makes close() send a reset instead of FIN: the peer learns the stream
             // was cut rather than mistaking it for a complete one.
             if conn.state != State::Closed {
-                let _ = socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
+                conn.stream.set_reset_on_close();
             }
             self.close_with(id, CloseReason::Aborted);
             return Ok(());
@@ -430,15 +476,7 @@ impl Core {
         match conn.state {
             State::Closing | State::Closed => {}
             State::Connecting => self.close_with(id, CloseReason::Local),
-            State::Open | State::ReadClosed => {
-                conn.state = State::Closing;
-                self.mark_dirty(id);
-            }
-            // Our FIN is out already: only the wait for the peer's is left.
-            State::WriteClosed => {
-                conn.state = State::Closing;
-                self.arm_linger(id);
-            }
+            State::Open | State::ReadClosed | State::WriteClosed => self.enter_closing(id),
         }
         Ok(())
     }
@@ -448,22 +486,49 @@ impl Core {
         let conn = self.conn_mut(id).ok_or_else(gone)?;
         match conn.state {
             State::Open | State::Connecting => conn.flags |= SHUT_PENDING,
-            State::ReadClosed => conn.state = State::Closing,
+            // The peer is done too: shutting down our side completes the close.
+            State::ReadClosed => {
+                self.enter_closing(id);
+                return Ok(());
+            }
             State::WriteClosed | State::Closing | State::Closed => return Ok(()),
         }
         self.mark_dirty(id);
         Ok(())
     }
 
-    /// Bounds the wait for the peer's FIN after ours, in `Closing`.
-    fn arm_linger(&mut self, id: ConnId) {
-        let deadline = Instant::now() + LINGER;
-        self.timers.insert(deadline, TimerAction::LingerExpired(id));
+    /// Starts a graceful close: flush, FIN, wait for the peer's FIN. The linger timer bounds
+    /// the whole of it by progress: it gives up only after `LINGER` without a byte moving, so a
+    /// slow but live reader still gets a large final response.
+    fn enter_closing(&mut self, id: ConnId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        conn.state = State::Closing;
+        let at = self.instant_of(self.now_ms) + LINGER;
+        self.timers.insert(at, TimerAction::LingerExpired(id));
+        self.mark_dirty(id);
     }
 
-    /// A linger timer fired: the peer never sent FIN after ours; give up waiting.
+    /// A linger timer fired: close if nothing moved for `LINGER`, else check again later.
     pub(crate) fn linger_expired(&mut self, id: ConnId) {
-        if self.conn(id).is_some_and(|c| c.state == State::Closing) {
+        let now_ms = self.now_ms;
+        let Some(conn) = self.conn(id).filter(|c| c.state == State::Closing) else {
+            return;
+        };
+        let (last, unsent) = (conn.last_active, conn.out.len());
+        let quiet = now_ms.saturating_sub(last);
+        if quiet < LINGER.as_millis() as u64 {
+            let at = self.instant_of(last) + LINGER;
+            self.timers.insert(at, TimerAction::LingerExpired(id));
+        } else if unsent > 0 {
+            log::debug!("{id}: peer stopped reading while closing; {unsent} bytes unsent");
+            let e = io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("peer stopped reading; {unsent} bytes unsent"),
+            );
+            self.close_with(id, CloseReason::Error(e));
+        } else {
             log::debug!("{id}: no FIN from peer within {LINGER:?}; closing");
             self.close_with(id, CloseReason::Local);
         }
@@ -507,10 +572,7 @@ impl Core {
 }
 
 /// Looks up a live connection in `slots` (for call sites that also borrow the pool).
-pub(crate) fn conn_in(
-    slots: &mut slab::Slab<crate::reactor::Slot>,
-    id: ConnId,
-) -> Option<&mut Conn> {
+pub(crate) fn conn_in(slots: &mut slab::Slab<Slot>, id: ConnId) -> Option<&mut Conn> {
     match slots.get_mut(id.key()) {
         Some(slot) if slot.gen == id.gen() => match &mut slot.entry {
             Entry::Conn(c) => Some(c),

@@ -6,9 +6,10 @@ use std::io;
 use std::net::SocketAddr;
 
 use crate::conn::CloseMode;
+use crate::core::{gone, Core};
 use crate::id::ConnId;
 use crate::input::Input;
-use crate::reactor::Core;
+use crate::schedule::TimerId;
 
 /// The protocol side of one connection: it sees bytes, drained output and closes, never sockets.
 ///
@@ -142,6 +143,62 @@ pub trait Handler: 'static {
         cx.close();
     }
 
+    /// A timer set with [`Context::set_timer`] fired. Never called after the connection closed.
+    ///
+    /// The default does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sockloop::{Context, Handler, Input, TimerId};
+    ///
+    /// /// Sends a heartbeat every second.
+    /// struct Heartbeat;
+    /// impl Handler for Heartbeat {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         cx.set_timer(Duration::from_secs(1));
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    ///     fn on_timer(&mut self, cx: &mut Context<'_>, _timer: TimerId) {
+    ///         cx.write(b"tick\n");
+    ///         cx.set_timer(Duration::from_secs(1));
+    ///     }
+    /// }
+    /// ```
+    fn on_timer(&mut self, cx: &mut Context<'_>, timer: TimerId) {
+        let _ = (cx, timer);
+    }
+
+    /// The reactor is shutting down gracefully ([`Reactor::shutdown`](crate::Reactor::shutdown)):
+    /// finish what is in progress and close. Connections still open at the shutdown deadline
+    /// are closed with [`CloseReason::ShutdownDeadline`].
+    ///
+    /// The default closes gracefully at once (queued output is sent first).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Says goodbye before closing.
+    /// struct Polite;
+    /// impl Handler for Polite {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         cx.write(input.take_all());
+    ///     }
+    ///     fn on_shutdown(&mut self, cx: &mut Context<'_>) {
+    ///         cx.write(b"server going down, bye\n");
+    ///         cx.close();
+    ///     }
+    /// }
+    /// ```
+    fn on_shutdown(&mut self, cx: &mut Context<'_>) {
+        cx.close();
+    }
+
     /// The connection is closed and its socket released; `reason` says why. Called exactly once
     /// for every connection, including an outbound connect that failed (with
     /// [`CloseReason::ConnectFailed`]). The context can still reach other connections.
@@ -197,6 +254,11 @@ pub enum CloseReason {
     ConnectFailed(io::Error),
     /// A socket error (reset by peer, broken pipe, ...) ended the connection.
     Error(io::Error),
+    /// No byte was read or written for the listener's idle timeout
+    /// ([`ListenOptions::idle_timeout`](crate::ListenOptions::idle_timeout)).
+    IdleTimeout,
+    /// Still open when a graceful shutdown's deadline passed; queued output was discarded.
+    ShutdownDeadline,
 }
 
 impl CloseReason {
@@ -220,6 +282,8 @@ impl fmt::Display for CloseReason {
             CloseReason::Aborted => f.write_str("aborted"),
             CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
             CloseReason::Error(e) => write!(f, "error: {e}"),
+            CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::ShutdownDeadline => f.write_str("closed at the shutdown deadline"),
         }
     }
 }
@@ -520,10 +584,7 @@ impl<'a> Context<'a> {
     /// [`io::ErrorKind::NotFound`] inside `on_close` (the socket is gone), or the error of
     /// `getpeername`, e.g. `NotConnected` while an outbound connect is pending.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.core
-            .conn(self.id)
-            .ok_or_else(crate::reactor::gone)?
-            .peer_addr()
+        self.core.conn(self.id).ok_or_else(gone)?.peer_addr()
     }
 
     /// This side's address.
@@ -550,10 +611,7 @@ impl<'a> Context<'a> {
     ///
     /// [`io::ErrorKind::NotFound`] inside `on_close`, or the error of `getsockname`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.core
-            .conn(self.id)
-            .ok_or_else(crate::reactor::gone)?
-            .local_addr()
+        self.core.conn(self.id).ok_or_else(gone)?.local_addr()
     }
 
     /// Turns Nagle's algorithm off (`true`, the default for every connection) or on.
@@ -581,7 +639,7 @@ impl<'a> Context<'a> {
     pub fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
         self.core
             .conn(self.id)
-            .ok_or_else(crate::reactor::gone)?
+            .ok_or_else(gone)?
             .set_nodelay(nodelay)
     }
 

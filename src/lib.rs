@@ -41,18 +41,35 @@
 
 mod buf;
 mod conn;
+mod core;
+mod handle;
 mod handler;
 mod id;
 mod input;
 mod listener;
 mod reactor;
+mod schedule;
+mod shutdown;
+mod source;
+mod stats;
+mod stream;
 mod timer;
+mod udp;
 
+pub use handle::Handle;
 pub use handler::{CloseReason, Context, Handler};
 pub use id::{ConnId, ListenerId};
 pub use input::Input;
 pub use listener::ListenOptions;
 pub use reactor::Reactor;
+pub use schedule::TimerId;
+pub use source::{Readiness, SourceId};
+pub use stats::{ClosedStats, Stats};
+pub use udp::{DatagramHandler, UdpContext, UdpId, UDP_QUEUE_LIMIT};
+
+/// The `mio` crate sockloop is built on, for [`Reactor::add_source`] (`Interest`, `event::Source`,
+/// `unix::pipe`, ...) without a separate dependency that must match versions.
+pub use mio;
 
 /// The README's Rust examples, compiled and run as doctests so they cannot drift from the API.
 #[cfg(doctest)]

@@ -1,4 +1,4 @@
-//! TCP listeners: binding, the accept loop, and what to do when accepting fails.
+//! Listeners (TCP and Unix domain): binding, the accept loop, and what to do when accepting fails.
 //!
 //! Accept errors fall in two groups. Per-connection ones (the client reset before we accepted,
 //! a signal) concern one connection only: skip it and accept the next. Resource ones (`EMFILE`,
@@ -17,9 +17,10 @@ use mio::Interest;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::conn::State;
+use crate::core::{gone, Core, Entry, Slot, TimerAction};
 use crate::handler::Handler;
 use crate::id::ListenerId;
-use crate::reactor::{gone, Core, Entry, Slot, TimerAction};
+use crate::stream::{bind_unix, ListenSocket, Stream};
 
 /// Connections accepted per readiness event before the listener yields to established
 /// connections; the rest are taken on the next iteration via the still-ready queue.
@@ -46,6 +47,7 @@ pub(crate) type Factory = Box<dyn FnMut() -> Box<dyn Handler>>;
 pub struct ListenOptions {
     backlog: i32,
     nodelay: bool,
+    idle_timeout: Option<Duration>,
 }
 
 impl Default for ListenOptions {
@@ -55,6 +57,7 @@ impl Default for ListenOptions {
         ListenOptions {
             backlog: 4096,
             nodelay: true,
+            idle_timeout: None,
         }
     }
 }
@@ -97,6 +100,35 @@ impl ListenOptions {
         self
     }
 
+    /// Closes accepted connections that read and write nothing for `timeout`, with
+    /// [`CloseReason::IdleTimeout`](crate::CloseReason::IdleTimeout). Checking costs O(1) per
+    /// read or write (a timestamp store); the default is no idle timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sockloop::ListenOptions;
+    ///
+    /// let options = ListenOptions::new().idle_timeout(Duration::from_secs(30));
+    /// assert_eq!(options.get_idle_timeout(), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// The idle timeout, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_idle_timeout(), None);
+    /// ```
+    pub fn get_idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
     /// The configured backlog.
     ///
     /// # Examples
@@ -121,7 +153,7 @@ impl ListenOptions {
 }
 
 pub(crate) struct Listener {
-    socket: TcpListener,
+    socket: ListenSocket,
     factory: Factory,
     options: ListenOptions,
     /// Accepting is suspended after a resource error; see the module docs.
@@ -168,6 +200,37 @@ impl Core {
     ) -> io::Result<(ListenerId, SocketAddr)> {
         let socket = bind(addr, options.backlog)?;
         let local = socket.local_addr()?;
+        let id = self.store_listener(ListenSocket::Tcp(socket), options, factory)?;
+        log::debug!("{id}: listening on {local}");
+        Ok((id, local))
+    }
+
+    /// Binds a Unix domain stream listener at `path`.
+    pub(crate) fn add_unix_listener(
+        &mut self,
+        path: &std::path::Path,
+        options: ListenOptions,
+        factory: Factory,
+    ) -> io::Result<ListenerId> {
+        let socket = ListenSocket::Unix(bind_unix(path)?);
+        let id = self.store_listener(socket, options, factory)?;
+        log::debug!("{id}: listening on {}", path.display());
+        Ok(id)
+    }
+
+    /// Registers a bound listener and stores it.
+    fn store_listener(
+        &mut self,
+        mut socket: ListenSocket,
+        options: ListenOptions,
+        factory: Factory,
+    ) -> io::Result<ListenerId> {
+        let gen = self.take_gen();
+        let vacant = self.slots.vacant_entry();
+        let id = ListenerId::new(vacant.key(), gen);
+        self.poll
+            .registry()
+            .register(socket.source(), id.token(), Interest::READABLE)?;
         let listener = Listener {
             socket,
             factory,
@@ -176,26 +239,13 @@ impl Core {
             backoff: BACKOFF_MIN,
             last_error_log: None,
         };
-        let (key, gen) = self.insert(Entry::Listener(listener));
-        let id = ListenerId::new(key, gen);
-        if let Some(Slot {
-            entry: Entry::Listener(l),
-            ..
-        }) = self.slots.get_mut(key)
-        {
-            if let Err(e) =
-                self.poll
-                    .registry()
-                    .register(&mut l.socket, id.token(), Interest::READABLE)
-            {
-                self.slots.remove(key);
-                return Err(e);
-            }
-        }
-        log::debug!("{id}: listening on {local}");
+        vacant.insert(Slot {
+            gen,
+            entry: Entry::Listener(listener),
+        });
         // Connections may have queued between listen() and register(): look once.
         self.ready.push_back(id.token());
-        Ok((id, local))
+        Ok(id)
     }
 
     pub(crate) fn remove_listener(&mut self, id: ListenerId) -> io::Result<()> {
@@ -209,7 +259,7 @@ impl Core {
         if let Entry::Listener(mut l) = self.slots.remove(id.key()).entry {
             // Deregistering is not needed for the fd to leave epoll (closing it does that), but
             // keeps the intent explicit on a path that is not hot.
-            let _ = self.poll.registry().deregister(&mut l.socket);
+            let _ = self.poll.registry().deregister(l.socket.source());
         }
         self.paused.retain(|p| *p != id);
         log::debug!("{id}: closed");
@@ -233,17 +283,22 @@ impl Core {
                             log::debug!("{id}: TCP_NODELAY not set for {peer}: {e}");
                         }
                     }
+                    let idle = listener.options.idle_timeout;
                     let handler = (listener.factory)();
-                    self.open_accepted(stream, handler, peer);
+                    self.open_accepted(stream, handler, &peer, idle);
                 }
                 // Backlog drained.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // That client gave up (or a signal came); the next one may be fine.
                 Err(e) if is_per_connection(&e) => {
+                    self.counters.stats.accept_errors += 1;
                     log::debug!("{id}: accept: {e}; skipping that connection");
                 }
                 // Out of descriptors or memory (or something unexpected): back off.
-                Err(e) => return self.pause(id, e),
+                Err(e) => {
+                    self.counters.stats.accept_errors += 1;
+                    return self.pause(id, e);
+                }
             }
         }
         self.ready.push_back(id.token());
@@ -252,9 +307,10 @@ impl Core {
     /// Registers an accepted socket and runs its handler's `on_open`.
     fn open_accepted(
         &mut self,
-        stream: mio::net::TcpStream,
+        stream: Stream,
         handler: Box<dyn Handler>,
-        peer: SocketAddr,
+        peer: &str,
+        idle: Option<Duration>,
     ) {
         let id = match self.add_conn(stream, handler, State::Open) {
             Ok(id) => id,
@@ -264,7 +320,14 @@ impl Core {
                 return;
             }
         };
+        self.counters.stats.accepted += 1;
         log::debug!("{id}: accepted from {peer}");
+        if let Some(idle) = idle {
+            if let Some(conn) = self.conn_mut(id) {
+                conn.set_idle(idle);
+            }
+            self.arm_idle(id, idle);
+        }
         self.call(id, |h, cx| h.on_open(cx));
         self.flush(id);
     }

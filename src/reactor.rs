@@ -5,238 +5,40 @@
 //! 1. **Timeout.** Zero if work is already queued (still-ready sockets, output or closes queued
 //!    from outside a callback); otherwise the time to the nearest timer (rounded up to a whole
 //!    millisecond, so the loop never wakes just early and spins), capped by the caller's timeout.
-//! 2. **Poll.** `poll.poll(&mut events, timeout)`; `Interrupted` just ends the iteration early.
+//! 2. **Poll.** `poll.poll(&mut events, timeout)`; `Interrupted` just ends the wait early.
 //! 3. **Dispatch** every event by token, then the still-ready queue: a listener accepts, a
-//!    connection flushes (if output is pending and the socket is writable) and reads. Handler
-//!    writes are flushed right after each callback (one `write` per callback).
+//!    connection flushes (if output is pending and the socket is writable) and reads, a UDP
+//!    socket receives. Handler writes are flushed right after each callback (one `write` per
+//!    callback). Then the callbacks that need the whole reactor: jobs posted through a
+//!    [`Handle`](crate::Handle) (the waker's event) and ready foreign sources.
 //! 4. **Deferred work.** Output queued for other connections (chat broadcasts, proxies) is
 //!    flushed once per connection; closes are completed: the slot is freed, the socket closed, and
 //!    `on_close` called. Slots are freed only here, never during dispatch, so an event in the
 //!    current batch cannot reach a slot's next owner (tokens also carry a generation).
-//! 5. **Timers** due now fire in `(deadline, sequence)` order.
+//! 5. **Timers** due now fire in `(deadline, sequence)` order; timers they arm wait for the next
+//!    iteration. A graceful shutdown that has nothing left to close ends `run` here.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
-use slab::Slab;
+use mio::Events;
 
-use crate::buf::BufPool;
-use crate::conn::{conn_in, CloseMode, Conn, Ready, State};
-use crate::handler::{CloseReason, Context, Handler};
-use crate::id::{unpack, ConnId, ListenerId, WAKER};
-use crate::listener::{ListenOptions, Listener};
-use crate::timer::Timers;
+use crate::conn::CloseMode;
+use crate::core::Core;
+use crate::handle::Shared;
+use crate::handler::Handler;
+use crate::id::{ConnId, ListenerId, WAKER};
+use crate::listener::ListenOptions;
+use crate::source::Readiness;
+use crate::stats::Stats;
 
 /// Size of the one read buffer shared by every connection of a reactor.
 const READ_BUF_SIZE: usize = 64 * 1024;
 /// Events fetched per `epoll_wait`; more wait for the next iteration, none are lost.
 const EVENTS_CAPACITY: usize = 1024;
-
-/// Everything a slot can hold. The token space is shared, so new kinds of sources (UDP sockets,
-/// Unix listeners, foreign sources) are new variants here, not new token ranges.
-pub(crate) enum Entry {
-    Listener(Listener),
-    Conn(Conn),
-    /// An outbound connect that failed before a socket could be registered; its handler hears
-    /// about it (`on_close` with `ConnectFailed`) when the iteration's closes are completed.
-    FailedConnect(Box<dyn Handler>, io::Error),
-}
-
-pub(crate) struct Slot {
-    pub(crate) gen: u32,
-    pub(crate) entry: Entry,
-}
-
-/// What a timer does when it fires.
-pub(crate) enum TimerAction {
-    /// Retry accepting on a listener paused by an accept error (e.g. EMFILE).
-    ResumeAccept(ListenerId),
-    /// Stop waiting for the peer's FIN on a gracefully closing connection.
-    LingerExpired(ConnId),
-}
-
-/// The reactor's state minus the poll buffers: what handler callbacks reach through a
-/// [`Context`]. Kept apart from `Events` and the read buffer so that dispatch can borrow those
-/// while a callback borrows this.
-pub(crate) struct Core {
-    pub(crate) poll: Poll,
-    pub(crate) slots: Slab<Slot>,
-    next_gen: u32,
-    /// Connections with output or a state change queued from outside their own callback.
-    pub(crate) dirty: Vec<ConnId>,
-    /// Keys of slots to release in step 4.
-    pub(crate) closing: Vec<usize>,
-    /// Sources that stopped on a budget with work left (edge-triggered: no new event will come).
-    pub(crate) ready: VecDeque<Token>,
-    pub(crate) timers: Timers<TimerAction>,
-    pub(crate) pool: BufPool,
-    /// Listeners waiting for file descriptors (or memory) to accept again.
-    pub(crate) paused: Vec<ListenerId>,
-    stopping: bool,
-}
-
-/// The `NotFound` error for an id whose connection or listener no longer exists.
-pub(crate) fn gone() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        "no such connection or listener (already closed?)",
-    )
-}
-
-impl Core {
-    /// Reserves a slot and returns its key and fresh generation.
-    pub(crate) fn insert(&mut self, entry: Entry) -> (usize, u32) {
-        let gen = self.next_gen;
-        self.next_gen = self.next_gen.wrapping_add(1);
-        let key = self.slots.insert(Slot { gen, entry });
-        (key, gen)
-    }
-
-    pub(crate) fn conn(&self, id: ConnId) -> Option<&Conn> {
-        match self.slots.get(id.key()) {
-            Some(Slot {
-                gen,
-                entry: Entry::Conn(c),
-            }) if *gen == id.gen() => Some(c),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        conn_in(&mut self.slots, id)
-    }
-
-    /// Borrows the slots and the buffer pool at once.
-    pub(crate) fn split_pool(&mut self) -> (&mut Slab<Slot>, &mut BufPool) {
-        (&mut self.slots, &mut self.pool)
-    }
-
-    pub(crate) fn stop(&mut self) {
-        self.stopping = true;
-    }
-
-    /// Starts a non-blocking connect; every outcome, even an immediate failure, reaches `handler`.
-    pub(crate) fn connect(&mut self, addr: SocketAddr, handler: Box<dyn Handler>) -> ConnId {
-        let stream = match TcpStream::connect(addr) {
-            Ok(s) => s,
-            Err(e) => return self.failed_connect(handler, e),
-        };
-        // Nagle would delay small requests behind unacknowledged ones; latency wins by default.
-        if let Err(e) = stream.set_nodelay(true) {
-            log::debug!("connect to {addr}: TCP_NODELAY not set: {e}");
-        }
-        let id = match self.add_conn(stream, handler, State::Connecting) {
-            Ok(id) => id,
-            Err((handler, e)) => return self.failed_connect(handler, e),
-        };
-        log::debug!("{id}: connecting to {addr}");
-        id
-    }
-
-    fn failed_connect(&mut self, handler: Box<dyn Handler>, e: io::Error) -> ConnId {
-        log::debug!("connect failed at once: {e}");
-        let (key, gen) = self.insert(Entry::FailedConnect(handler, e));
-        self.closing.push(key);
-        ConnId::new(key, gen)
-    }
-
-    /// Registers `stream` and stores it in a fresh slot. It is registered once, for both
-    /// directions, edge-triggered: never re-registered, and WRITABLE events are simply ignored
-    /// while nothing is queued. On failure nothing is stored and the handler is handed back.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn add_conn(
-        &mut self,
-        mut stream: TcpStream,
-        handler: Box<dyn Handler>,
-        state: State,
-    ) -> Result<ConnId, (Box<dyn Handler>, io::Error)> {
-        let gen = self.next_gen;
-        let vacant = self.slots.vacant_entry();
-        let id = ConnId::new(vacant.key(), gen);
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, id.token(), interest)
-        {
-            return Err((handler, e));
-        }
-        self.next_gen = gen.wrapping_add(1);
-        vacant.insert(Slot {
-            gen,
-            entry: Entry::Conn(Conn::new(stream, handler, state)),
-        });
-        Ok(id)
-    }
-
-    /// Step 4: flush output queued from elsewhere, then release closed slots, until neither
-    /// produces more work (an `on_close` may write to or close other connections).
-    fn complete_deferred(&mut self) {
-        loop {
-            if !self.dirty.is_empty() {
-                for id in std::mem::take(&mut self.dirty) {
-                    self.flush(id);
-                }
-                continue;
-            }
-            match self.closing.pop() {
-                Some(key) => self.release(key),
-                None => break,
-            }
-        }
-    }
-
-    /// Frees a closed slot and tells its handler.
-    fn release(&mut self, key: usize) {
-        let Some(slot) = self.slots.try_remove(key) else {
-            return;
-        };
-        let gen = slot.gen;
-        let id = ConnId::new(key, gen);
-        let (handler, reason) = match slot.entry {
-            Entry::Conn(conn) => {
-                let (handler, reason, mut input, mut out) = conn.into_parts();
-                input.release(&mut self.pool);
-                out.release(&mut self.pool);
-                (handler, reason)
-            }
-            Entry::FailedConnect(handler, e) => (Some(handler), CloseReason::ConnectFailed(e)),
-            Entry::Listener(l) => {
-                // Listeners are closed directly; put one back if it ever lands here.
-                self.slots.insert(Slot {
-                    gen,
-                    entry: Entry::Listener(l),
-                });
-                return;
-            }
-        };
-        log::debug!("{id}: closed ({reason})");
-        if let Some(mut handler) = handler {
-            handler.on_close(&mut Context::new(self, id), reason);
-        }
-        // A descriptor was freed: listeners stopped by EMFILE can try again now.
-        self.resume_paused();
-    }
-
-    /// Step 5: fires every timer due now.
-    fn fire_timers(&mut self) {
-        let now = Instant::now();
-        while let Some(action) = self.timers.pop_expired(now) {
-            match action {
-                TimerAction::ResumeAccept(id) => self.resume_accept(id),
-                TimerAction::LingerExpired(id) => self.linger_expired(id),
-            }
-        }
-    }
-
-    fn has_queued_work(&self) -> bool {
-        !self.ready.is_empty() || !self.dirty.is_empty() || !self.closing.is_empty()
-    }
-}
 
 /// A single-threaded event loop serving TCP listeners and connections.
 ///
@@ -282,6 +84,8 @@ pub struct Reactor {
     core: Core,
     events: Events,
     read_buf: Box<[u8]>,
+    /// State shared with [`Handle`](crate::Handle)s, created by the first `handle()` call.
+    pub(crate) shared: Option<Arc<Shared>>,
 }
 
 impl Reactor {
@@ -300,20 +104,10 @@ impl Reactor {
     /// The error of `epoll_create1`, e.g. when the process is out of file descriptors.
     pub fn new() -> io::Result<Reactor> {
         Ok(Reactor {
-            core: Core {
-                poll: Poll::new()?,
-                slots: Slab::new(),
-                next_gen: 1,
-                dirty: Vec::new(),
-                closing: Vec::new(),
-                ready: VecDeque::new(),
-                timers: Timers::default(),
-                pool: BufPool::default(),
-                paused: Vec::new(),
-                stopping: false,
-            },
+            core: Core::new()?,
             events: Events::with_capacity(EVENTS_CAPACITY),
             read_buf: vec![0; READ_BUF_SIZE].into_boxed_slice(),
+            shared: None,
         })
     }
 
@@ -521,11 +315,134 @@ impl Reactor {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn connection_count(&self) -> usize {
-        self.core
-            .slots
-            .iter()
-            .filter(|(_, s)| matches!(s.entry, Entry::Conn(_)))
-            .count()
+        self.core.counters.open as usize
+    }
+
+    /// A snapshot of the reactor's counters (connections, closes by reason, bytes, accept
+    /// errors, timers, iterations, events, datagrams).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reactor = sockloop::Reactor::new()?;
+    /// let stats = reactor.stats();
+    /// assert_eq!((stats.accepted, stats.bytes_read), (0, 0));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.core.counters.snapshot()
+    }
+
+    pub(crate) fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    /// Binds a Unix domain stream listener at `path` (which must not exist); accepted
+    /// connections are served by handlers from `factory`, exactly like TCP ones (only
+    /// [`Context::peer_addr`](crate::Context::peer_addr) and `local_addr` have no IP address to
+    /// report). The socket file is not removed when the listener closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input, Reactor};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         cx.write(input.take_all());
+    ///     }
+    /// }
+    /// struct Client;
+    /// impl Handler for Client {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         cx.write(b"over a unix socket");
+    ///     }
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         if input.len() == 18 {
+    ///             cx.stop();
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let dir = std::env::temp_dir().join(format!("sockloop-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("echo.sock");
+    /// let _ = std::fs::remove_file(&path);
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.listen_unix(&path, || Echo)?;
+    /// reactor.connect_unix(&path, Client);
+    /// reactor.run()?;
+    /// std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The error of `bind` (e.g. `AddrInUse` if the path exists) or of the registration.
+    pub fn listen_unix<F, H>(
+        &mut self,
+        path: impl AsRef<Path>,
+        factory: F,
+    ) -> io::Result<ListenerId>
+    where
+        F: FnMut() -> H + 'static,
+        H: Handler,
+    {
+        self.listen_unix_with(path, ListenOptions::default(), factory)
+    }
+
+    /// [`listen_unix`](Self::listen_unix) with options (the idle timeout applies; `nodelay` has
+    /// no meaning for Unix sockets).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sockloop::{Context, Handler, Input, ListenOptions, Reactor};
+    ///
+    /// struct Sink;
+    /// impl Handler for Sink {
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    /// }
+    ///
+    /// let path = std::env::temp_dir().join(format!("sockloop-doc-opt-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let mut reactor = Reactor::new()?;
+    /// let options = ListenOptions::new().idle_timeout(Duration::from_secs(60));
+    /// let id = reactor.listen_unix_with(&path, options, || Sink)?;
+    /// reactor.close_listener(id)?;
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`listen_unix`](Self::listen_unix).
+    pub fn listen_unix_with<F, H>(
+        &mut self,
+        path: impl AsRef<Path>,
+        options: ListenOptions,
+        mut factory: F,
+    ) -> io::Result<ListenerId>
+    where
+        F: FnMut() -> H + 'static,
+        H: Handler,
+    {
+        let factory = Box::new(move || Box::new(factory()) as Box<dyn Handler>);
+        self.core.add_unix_listener(path.as_ref(), options, factory)
+    }
+
+    /// Starts a Unix domain stream connection to `path`, served by `handler`; outcomes are
+    /// reported as for [`connect`](Self::connect).
+    ///
+    /// # Examples
+    ///
+    /// See [`listen_unix`](Self::listen_unix).
+    pub fn connect_unix<H: Handler>(&mut self, path: impl AsRef<Path>, handler: H) -> ConnId {
+        self.core.connect_unix(path.as_ref(), Box::new(handler))
     }
 
     /// Runs iterations until [`stop`](Self::stop) (or [`Context::stop`]) is called.
@@ -579,12 +496,13 @@ impl Reactor {
     /// Errors of `epoll_wait` other than `Interrupted`.
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let core = &mut self.core;
+        core.counters.stats.iterations += 1;
 
         // 1. Timeout: no waiting while work is queued; else until the nearest timer.
         let timeout = if core.has_queued_work() {
             Some(Duration::ZERO)
         } else {
-            match (core.timers.timeout(Instant::now()), timeout) {
+            match (core.timers.timeout(std::time::Instant::now()), timeout) {
                 (Some(t), Some(cap)) => Some(t.min(cap)),
                 (t, cap) => t.or(cap),
             }
@@ -597,65 +515,55 @@ impl Reactor {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => self.events.clear(),
             Err(e) => return Err(e),
         }
+        core.tick();
 
         // 3. Dispatch events, then sources left on the still-ready queue by a budget. Items
         //    re-queued during this pass wait for the next iteration, after fresh events.
         let mut handled = 0;
+        let mut woken = false;
         for event in self.events.iter() {
             handled += 1;
             let token = event.token();
             if token == WAKER {
+                woken = true;
                 continue;
             }
-            let ready = Ready {
-                readable: event.is_readable(),
-                writable: event.is_writable(),
-                read_closed: event.is_read_closed() || event.is_error(),
-            };
-            core.dispatch(&mut self.read_buf, token, ready);
+            core.dispatch(&mut self.read_buf, token, Readiness::from_event(event));
         }
+        core.counters.stats.events += handled as u64;
         for _ in 0..core.ready.len() {
             let Some(token) = core.ready.pop_front() else {
                 break;
             };
-            let ready = Ready {
+            // Read to WouldBlock: a short read proves nothing about what is left after a budget.
+            let ready = Readiness {
                 readable: true,
-                writable: false,
                 read_closed: true,
+                ..Readiness::default()
             };
             core.dispatch(&mut self.read_buf, token, ready);
         }
+        if woken {
+            self.run_posted();
+        }
+        if !self.core.source_events.is_empty() {
+            self.run_source_callbacks();
+        }
 
         // 4. Deferred writes and closes.
-        core.complete_deferred();
+        self.core.complete_deferred();
 
-        // 5. Timers.
-        core.fire_timers();
-        core.complete_deferred();
+        // 5. Timers, then whatever they closed or wrote.
+        self.fire_timers();
+        self.core.complete_deferred();
+        self.check_shutdown_done();
         Ok(handled)
-    }
-}
-
-impl Core {
-    /// Routes one event to the source its token names, if that source still exists.
-    fn dispatch(&mut self, rbuf: &mut [u8], token: Token, ready: Ready) {
-        let (key, gen) = unpack(token.0 as u64);
-        let Some(slot) = self.slots.get(key) else {
-            return;
-        };
-        if slot.gen != gen {
-            return; // stale: the slot has a new owner
-        }
-        match slot.entry {
-            Entry::Conn(_) => self.conn_ready(rbuf, ConnId::new(key, gen), ready),
-            Entry::Listener(_) => self.accept(ListenerId::new(key, gen)),
-            Entry::FailedConnect(..) => {}
-        }
     }
 }
 
 impl Drop for Reactor {
     fn drop(&mut self) {
+        self.detach_handles();
         let open = self.connection_count();
         if open > 0 {
             log::debug!("reactor dropped with {open} connections open; their sockets are closed");

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 /// Names one armed timer: its slab key plus the sequence number that guards against reuse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TimerKey {
     key: usize,
     seq: u64,
@@ -52,9 +52,6 @@ impl<T> Timers<T> {
     }
 
     /// Disarms a timer; returns its action if it had not fired or been cancelled yet.
-    // The reactor's own timers (backoff, linger) are harmless when stale, so only tests cancel
-    // today; user timers will.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn cancel(&mut self, t: TimerKey) -> Option<T> {
         match self.armed.get(t.key) {
             Some(a) if a.seq == t.seq => {
@@ -93,18 +90,25 @@ impl<T> Timers<T> {
         })
     }
 
-    /// Removes and returns the action of the earliest timer due at `now`, if any.
-    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<T> {
+    /// The sequence number the next armed timer will get: pass it to
+    /// [`pop_expired`](Self::pop_expired) to leave timers armed from now on for later.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Removes and returns the earliest timer due at `now` that was armed before sequence
+    /// `limit`, if any.
+    pub(crate) fn pop_expired(&mut self, now: Instant, limit: u64) -> Option<(TimerKey, T)> {
         while let Some(Reverse((deadline, seq, key))) = self.heap.peek().copied() {
             if !self.is_live(seq, key) {
                 self.heap.pop();
                 continue;
             }
-            if deadline > now {
+            if deadline > now || seq >= limit {
                 return None;
             }
             self.heap.pop();
-            return Some(self.armed.remove(key).action);
+            return Some((TimerKey { key, seq }, self.armed.remove(key).action));
         }
         None
     }
@@ -113,7 +117,6 @@ impl<T> Timers<T> {
         self.armed.get(key).is_some_and(|a| a.seq == seq)
     }
 
-    #[cfg_attr(not(test), allow(dead_code))]
     fn compact_if_sparse(&mut self) {
         if self.heap.len() > 64 && self.heap.len() > 2 * self.armed.len() {
             let armed = &self.armed;
@@ -134,7 +137,8 @@ mod tests {
         for i in 0..10 {
             t.insert(now, i);
         }
-        let fired: Vec<_> = std::iter::from_fn(|| t.pop_expired(now)).collect();
+        let fired: Vec<_> =
+            std::iter::from_fn(|| t.pop_expired(now, u64::MAX).map(|(_, a)| a)).collect();
         assert_eq!(fired, (0..10).collect::<Vec<_>>());
     }
 
@@ -150,7 +154,7 @@ mod tests {
             None,
             "a stale key must not cancel the slot's new timer"
         );
-        assert_eq!(t.pop_expired(now), Some("b"));
+        assert_eq!(t.pop_expired(now, u64::MAX).map(|(_, a)| a), Some("b"));
         assert_eq!(t.cancel(b), None);
     }
 
@@ -160,8 +164,27 @@ mod tests {
         let now = Instant::now();
         t.insert(now + Duration::from_micros(1500), ());
         assert_eq!(t.timeout(now), Some(Duration::from_millis(2)));
-        assert_eq!(t.pop_expired(now), None);
-        assert_eq!(t.pop_expired(now + Duration::from_millis(2)), Some(()));
+        assert_eq!(t.pop_expired(now, u64::MAX).map(|(_, a)| a), None);
+        assert_eq!(
+            t.pop_expired(now + Duration::from_millis(2), u64::MAX)
+                .map(|(_, a)| a),
+            Some(())
+        );
+    }
+
+    #[test]
+    fn timers_armed_after_the_limit_wait_for_the_next_pass() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        t.insert(now, "old");
+        let limit = t.next_seq();
+        t.insert(now, "new");
+        assert_eq!(t.pop_expired(now, limit).map(|(_, a)| a), Some("old"));
+        assert_eq!(t.pop_expired(now, limit).map(|(_, a)| a), None);
+        assert_eq!(
+            t.pop_expired(now, t.next_seq()).map(|(_, a)| a),
+            Some("new")
+        );
     }
 
     #[test]

@@ -82,9 +82,22 @@ fn frames_sent_one_byte_at_a_time_are_reassembled() {
         .collect();
     let mut want = Vec::new();
     for (n, p) in payloads.iter().enumerate() {
-        // TCP_NODELAY is on: each byte leaves in its own segment and mostly arrives alone.
-        for b in frame(p) {
-            c.write_all(&[b]).unwrap();
+        let bytes = frame(p);
+        if n == 0 {
+            // Make the split certain rather than likely: on a busy machine the reactor may sleep
+            // through a whole byte-by-byte send and read it in one go. Send half a frame and
+            // wait until the handler has seen it, partial, before going on.
+            let half = bytes.len() / 2;
+            c.write_all(&bytes[..half]).unwrap();
+            util::wait_until("the handler to see a partial frame", || {
+                partial.load(Ordering::Relaxed) > 0
+            });
+            c.write_all(&bytes[half..]).unwrap();
+        } else {
+            // TCP_NODELAY is on: each byte leaves in its own segment and mostly arrives alone.
+            for b in bytes {
+                c.write_all(&[b]).unwrap();
+            }
         }
         want.extend_from_slice(&reply(n as u32, p));
     }

@@ -1,0 +1,317 @@
+//! The reactor's state apart from the poll buffers: the slab of sources and the work queued
+//! between the steps of an iteration. Handler callbacks reach it through a [`Context`].
+//!
+//! It is kept apart from `Events` and the shared read buffer so that dispatch can borrow those
+//! while a callback borrows this.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpStream, UnixStream};
+use mio::{Interest, Poll, Token};
+use slab::Slab;
+
+use crate::buf::BufPool;
+use crate::conn::{conn_in, Conn, State};
+use crate::handler::{CloseReason, Context, Handler};
+use crate::id::{unpack, ConnId, ListenerId};
+use crate::listener::Listener;
+use crate::schedule::LoopTimer;
+use crate::shutdown::ShutdownState;
+use crate::source::{AnySource, SourceId};
+use crate::stats::Counters;
+use crate::stream::Stream;
+use crate::timer::Timers;
+use crate::udp::{UdpId, UdpSocketEntry};
+
+/// Everything a slot can hold. The token space is shared, so each kind of source is a variant
+/// here, not a token range.
+pub(crate) enum Entry {
+    Listener(Listener),
+    Conn(Conn),
+    /// An outbound connect that failed before a socket could be registered; its handler hears
+    /// about it (`on_close` with `ConnectFailed`) when the iteration's closes are completed.
+    FailedConnect(Box<dyn Handler>, io::Error),
+    Udp(UdpSocketEntry),
+    /// A foreign source; `None` while its callback runs.
+    Source(Option<Box<dyn AnySource>>),
+}
+
+pub(crate) struct Slot {
+    pub(crate) gen: u32,
+    pub(crate) entry: Entry,
+}
+
+/// What a timer does when it fires.
+pub(crate) enum TimerAction {
+    /// Retry accepting on a listener paused by an accept error (e.g. EMFILE).
+    ResumeAccept(ListenerId),
+    /// A closing connection made no progress for a while; give up on it.
+    LingerExpired(ConnId),
+    /// A handler's own timer (`Context::set_timer`).
+    Conn(ConnId),
+    /// Check a connection's idle time (re-armed lazily, not per read).
+    IdleCheck(ConnId),
+    /// A loop-level timer; the key and generation name its entry in `Core::loop_timers`.
+    Loop(usize, u32),
+    /// The graceful-shutdown deadline passed.
+    ShutdownDeadline,
+}
+
+pub(crate) struct Core {
+    pub(crate) poll: Poll,
+    pub(crate) slots: Slab<Slot>,
+    next_gen: u32,
+    /// Connections with output or a state change queued from outside their own callback.
+    pub(crate) dirty: Vec<ConnId>,
+    /// Keys of slots to release in step 4.
+    pub(crate) closing: Vec<usize>,
+    /// Sources that stopped on a budget with work left (edge-triggered: no new event will come).
+    pub(crate) ready: VecDeque<Token>,
+    /// Foreign sources with readiness to report; their callbacks need the whole reactor, so
+    /// they run after the event loop of step 3.
+    pub(crate) source_events: Vec<(SourceId, crate::source::Readiness)>,
+    pub(crate) timers: Timers<TimerAction>,
+    pub(crate) loop_timers: Slab<LoopTimer>,
+    pub(crate) pool: BufPool,
+    /// Listeners waiting for file descriptors (or memory) to accept again.
+    pub(crate) paused: Vec<ListenerId>,
+    pub(crate) stopping: bool,
+    pub(crate) shutdown: Option<ShutdownState>,
+    /// Coarse loop time, read once per iteration: activity stamps cost a store, not a clock call.
+    epoch: Instant,
+    pub(crate) now_ms: u64,
+    pub(crate) counters: Counters,
+}
+
+/// The `NotFound` error for an id whose connection, listener or socket no longer exists.
+pub(crate) fn gone() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        "no such connection or socket (already closed?)",
+    )
+}
+
+impl Core {
+    pub(crate) fn new() -> io::Result<Core> {
+        Ok(Core {
+            poll: Poll::new()?,
+            slots: Slab::new(),
+            next_gen: 1,
+            dirty: Vec::new(),
+            closing: Vec::new(),
+            ready: VecDeque::new(),
+            source_events: Vec::new(),
+            timers: Timers::default(),
+            loop_timers: Slab::new(),
+            pool: BufPool::default(),
+            paused: Vec::new(),
+            stopping: false,
+            shutdown: None,
+            epoch: Instant::now(),
+            now_ms: 0,
+            counters: Counters::default(),
+        })
+    }
+
+    /// Takes a fresh generation number for a new slot or loop timer.
+    pub(crate) fn take_gen(&mut self) -> u32 {
+        let gen = self.next_gen;
+        self.next_gen = gen.wrapping_add(1);
+        gen
+    }
+
+    /// Stores `entry` in a fresh slot and returns its key and generation.
+    pub(crate) fn insert(&mut self, entry: Entry) -> (usize, u32) {
+        let gen = self.take_gen();
+        let key = self.slots.insert(Slot { gen, entry });
+        (key, gen)
+    }
+
+    /// Refreshes the coarse loop clock; called once per iteration, right after polling.
+    pub(crate) fn tick(&mut self) {
+        self.now_ms = self.epoch.elapsed().as_millis() as u64;
+    }
+
+    /// The instant that a coarse timestamp stands for.
+    pub(crate) fn instant_of(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms)
+    }
+
+    pub(crate) fn conn(&self, id: ConnId) -> Option<&Conn> {
+        match self.slots.get(id.key()) {
+            Some(Slot {
+                gen,
+                entry: Entry::Conn(c),
+            }) if *gen == id.gen() => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        conn_in(&mut self.slots, id)
+    }
+
+    /// Borrows the slots and the buffer pool at once.
+    pub(crate) fn split_pool(&mut self) -> (&mut Slab<Slot>, &mut BufPool) {
+        (&mut self.slots, &mut self.pool)
+    }
+
+    pub(crate) fn stop(&mut self) {
+        self.stopping = true;
+    }
+
+    /// Starts a non-blocking TCP connect; every outcome, even an immediate failure, reaches
+    /// `handler`.
+    pub(crate) fn connect(&mut self, addr: SocketAddr, handler: Box<dyn Handler>) -> ConnId {
+        let stream = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => return self.failed_connect(handler, e),
+        };
+        // Nagle would delay small requests behind unacknowledged ones; latency wins by default.
+        if let Err(e) = stream.set_nodelay(true) {
+            log::debug!("connect to {addr}: TCP_NODELAY not set: {e}");
+        }
+        let id = match self.add_conn(Stream::Tcp(stream), handler, State::Connecting) {
+            Ok(id) => id,
+            Err((handler, e)) => return self.failed_connect(handler, e),
+        };
+        log::debug!("{id}: connecting to {addr}");
+        id
+    }
+
+    /// Starts a Unix domain stream connect; outcomes reach `handler` as for TCP.
+    pub(crate) fn connect_unix(&mut self, path: &Path, handler: Box<dyn Handler>) -> ConnId {
+        let stream = match UnixStream::connect(path) {
+            Ok(s) => s,
+            Err(e) => return self.failed_connect(handler, e),
+        };
+        let id = match self.add_conn(Stream::Unix(stream), handler, State::Connecting) {
+            Ok(id) => id,
+            Err((handler, e)) => return self.failed_connect(handler, e),
+        };
+        log::debug!("{id}: connecting to {}", path.display());
+        id
+    }
+
+    fn failed_connect(&mut self, handler: Box<dyn Handler>, e: io::Error) -> ConnId {
+        log::debug!("connect failed at once: {e}");
+        let (key, gen) = self.insert(Entry::FailedConnect(handler, e));
+        self.closing.push(key);
+        ConnId::new(key, gen)
+    }
+
+    /// Registers `stream` and stores it in a fresh slot. It is registered once, for both
+    /// directions, edge-triggered: never re-registered, and WRITABLE events are simply ignored
+    /// while nothing is queued. On failure nothing is stored and the handler is handed back.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn add_conn(
+        &mut self,
+        mut stream: Stream,
+        handler: Box<dyn Handler>,
+        state: State,
+    ) -> Result<ConnId, (Box<dyn Handler>, io::Error)> {
+        let gen = self.next_gen;
+        let vacant = self.slots.vacant_entry();
+        let id = ConnId::new(vacant.key(), gen);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = stream.register(self.poll.registry(), id.token(), interest) {
+            return Err((handler, e));
+        }
+        self.next_gen = gen.wrapping_add(1);
+        vacant.insert(Slot {
+            gen,
+            entry: Entry::Conn(Conn::new(stream, handler, state, self.now_ms)),
+        });
+        self.counters.open += 1;
+        Ok(id)
+    }
+
+    /// Step 4: flush output queued from elsewhere, then release closed slots, until neither
+    /// produces more work (an `on_close` may write to or close other connections).
+    pub(crate) fn complete_deferred(&mut self) {
+        loop {
+            if !self.dirty.is_empty() {
+                for id in std::mem::take(&mut self.dirty) {
+                    self.flush(id);
+                }
+                continue;
+            }
+            match self.closing.pop() {
+                Some(key) => self.release(key),
+                None => break,
+            }
+        }
+    }
+
+    /// Frees a closed connection's slot and tells its handler.
+    fn release(&mut self, key: usize) {
+        match self.slots.get(key) {
+            Some(Slot {
+                entry: Entry::Conn(_) | Entry::FailedConnect(..),
+                ..
+            }) => {}
+            _ => return,
+        }
+        let slot = self.slots.remove(key);
+        let id = ConnId::new(key, slot.gen);
+        let (handler, reason) = match slot.entry {
+            Entry::Conn(conn) => {
+                self.counters.open -= 1;
+                let (handler, reason, mut input, mut out) = conn.into_parts();
+                input.release(&mut self.pool);
+                out.release(&mut self.pool);
+                (handler, reason)
+            }
+            Entry::FailedConnect(handler, e) => (Some(handler), CloseReason::ConnectFailed(e)),
+            _ => return,
+        };
+        self.counters.count_close(&reason);
+        log::debug!("{id}: closed ({reason})");
+        if let Some(mut handler) = handler {
+            handler.on_close(&mut Context::new(self, id), reason);
+        }
+        // A descriptor was freed: listeners stopped by EMFILE can try again now.
+        self.resume_paused();
+    }
+
+    /// (key, generation) of every slot whose entry satisfies `kind` (for whole-reactor sweeps
+    /// such as shutdown; collected so the caller can mutate while walking them).
+    pub(crate) fn slots_where(&self, kind: fn(&Entry) -> bool) -> Vec<(usize, u32)> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| kind(&s.entry))
+            .map(|(key, s)| (key, s.gen))
+            .collect()
+    }
+
+    pub(crate) fn has_queued_work(&self) -> bool {
+        !self.ready.is_empty() || !self.dirty.is_empty() || !self.closing.is_empty()
+    }
+
+    /// Routes one event to the source its token names, if that source still exists.
+    pub(crate) fn dispatch(
+        &mut self,
+        rbuf: &mut [u8],
+        token: Token,
+        ready: crate::source::Readiness,
+    ) {
+        let (key, gen) = unpack(token.0 as u64);
+        let Some(slot) = self.slots.get(key) else {
+            return;
+        };
+        if slot.gen != gen {
+            return; // stale: the slot has a new owner
+        }
+        match slot.entry {
+            Entry::Conn(_) => self.conn_ready(rbuf, ConnId::new(key, gen), ready),
+            Entry::Listener(_) => self.accept(ListenerId::new(key, gen)),
+            Entry::Udp(_) => self.udp_ready(rbuf, UdpId::new(key, gen), ready),
+            Entry::Source(_) => self.source_events.push((SourceId::new(key, gen), ready)),
+            Entry::FailedConnect(..) => {}
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Graceful shutdown: stop accepting, let handlers finish, flush, close; force what is left at
+//! the deadline.
+//!
+//! Listeners are closed at once (new clients are refused by the kernel rather than accepted and
+//! dropped). Every open connection's handler gets [`on_shutdown`](crate::Handler::on_shutdown),
+//! whose default closes gracefully: queued output is sent first. UDP sockets close once their
+//! send queue is empty. When no connection or UDP socket is left, `run()` returns; whatever is
+//! still open at the deadline is closed with [`CloseReason::ShutdownDeadline`]. Loop timers and
+//! foreign sources are left alone: they belong to the embedding program.
+
+use std::time::{Duration, Instant};
+
+use crate::conn::CloseMode;
+use crate::core::{Core, Entry, TimerAction};
+use crate::handler::CloseReason;
+use crate::id::{ConnId, ListenerId};
+use crate::reactor::Reactor;
+use crate::timer::TimerKey;
+
+pub(crate) struct ShutdownState {
+    deadline: Instant,
+    timer: TimerKey,
+}
+
+impl Reactor {
+    /// Shuts down gracefully within `grace`: listeners close at once, each connection's handler
+    /// is asked to finish ([`Handler::on_shutdown`](crate::Handler::on_shutdown), by default a
+    /// graceful close that sends all queued output first), and [`run`](Self::run) returns once
+    /// every connection and UDP socket is closed. Connections still open after `grace` are
+    /// aborted with [`CloseReason::ShutdownDeadline`]. Calling it again can only shorten the
+    /// deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sockloop::{Context, Handler, Input, Reactor};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         cx.write(input.take_all());
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), || Echo)?;
+    /// let _client = std::net::TcpStream::connect(addr)?;
+    /// reactor.run_once(Some(Duration::from_secs(1)))?; // accept it
+    /// reactor.shutdown(Duration::from_secs(5));
+    /// reactor.run()?; // the server closes the connection gracefully, then run returns
+    /// assert_eq!(reactor.connection_count(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shutdown(&mut self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        let core = self.core_mut();
+        if let Some(state) = &core.shutdown {
+            if state.deadline <= deadline {
+                return;
+            }
+            core.timers.cancel(state.timer);
+        } else {
+            log::info!(
+                "graceful shutdown: {} connections to finish within {grace:?}",
+                core.counters.open
+            );
+            core.begin_shutdown();
+        }
+        let timer = core.timers.insert(deadline, TimerAction::ShutdownDeadline);
+        core.shutdown = Some(ShutdownState { deadline, timer });
+    }
+
+    /// Whether a graceful shutdown is under way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut reactor = sockloop::Reactor::new()?;
+    /// assert!(!reactor.is_shutting_down());
+    /// reactor.shutdown(std::time::Duration::from_secs(1));
+    /// assert!(reactor.is_shutting_down());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_shutting_down(&mut self) -> bool {
+        self.core_mut().shutdown.is_some()
+    }
+
+    /// The deadline passed: close whatever is left.
+    pub(crate) fn shutdown_deadline(&mut self) {
+        let core = self.core_mut();
+        if core.shutdown.is_none() {
+            return;
+        }
+        let left = core.conn_ids();
+        if !left.is_empty() {
+            log::warn!(
+                "graceful shutdown: deadline passed; closing {} busy connections",
+                left.len()
+            );
+        }
+        for id in left {
+            let _ = core.close(id, CloseMode::Abort);
+            if let Some(conn) = core.conn_mut(id) {
+                conn.override_reason(CloseReason::ShutdownDeadline);
+            }
+        }
+        for id in core.udp_ids() {
+            let _ = core.close_udp(id);
+        }
+    }
+
+    /// Ends the shutdown (and `run`) once nothing is left open; called at the end of each
+    /// iteration.
+    pub(crate) fn check_shutdown_done(&mut self) {
+        let core = self.core_mut();
+        if core.shutdown.is_none() {
+            return;
+        }
+        for id in core.udp_ids() {
+            if core.udp(id).is_some_and(|u| u.queued() == 0) {
+                let _ = core.close_udp(id);
+            }
+        }
+        if core.counters.open == 0 && core.udp_ids().is_empty() {
+            if let Some(state) = core.shutdown.take() {
+                core.timers.cancel(state.timer);
+            }
+            log::info!("graceful shutdown complete");
+            core.stop();
+        }
+    }
+}
+
+impl Core {
+    fn begin_shutdown(&mut self) {
+        for (key, gen) in self.slots_where(|e| matches!(e, Entry::Listener(_))) {
+            let id = ListenerId::new(key, gen);
+            let _ = self.remove_listener(id);
+        }
+        for id in self.conn_ids() {
+            if self.conn(id).is_some_and(|c| c.is_live()) {
+                self.call(id, |h, cx| h.on_shutdown(cx));
+                self.flush(id);
+            }
+        }
+    }
+
+    /// Ids of every connection slot (open, connecting or closing).
+    pub(crate) fn conn_ids(&self) -> Vec<ConnId> {
+        let slots = self.slots_where(|e| matches!(e, Entry::Conn(_)));
+        slots
+            .into_iter()
+            .map(|(key, gen)| ConnId::new(key, gen))
+            .collect()
+    }
+}

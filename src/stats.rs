@@ -1,0 +1,188 @@
+//! Counters the reactor keeps as it works, and the snapshot users read.
+//!
+//! Every counter is a plain integer bumped on a path that already touches the same data, so
+//! keeping them costs a few additions per event; a snapshot is a copy.
+
+use std::fmt;
+
+use crate::handler::CloseReason;
+
+/// Connections closed, by reason.
+///
+/// # Examples
+///
+/// ```
+/// let stats = sockloop::Reactor::new()?.stats();
+/// assert_eq!(stats.closed.total(), 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClosedStats {
+    /// The peer closed first ([`CloseReason::PeerClosed`]).
+    pub peer_closed: u64,
+    /// Closed gracefully by this side ([`CloseReason::Local`]).
+    pub local: u64,
+    /// Aborted by this side ([`CloseReason::Aborted`]).
+    pub aborted: u64,
+    /// Outbound connects that failed ([`CloseReason::ConnectFailed`]).
+    pub connect_failed: u64,
+    /// Ended by a socket error ([`CloseReason::Error`]).
+    pub error: u64,
+    /// Closed for inactivity ([`CloseReason::IdleTimeout`]).
+    pub idle_timeout: u64,
+    /// Still busy when a graceful shutdown's deadline passed ([`CloseReason::ShutdownDeadline`]).
+    pub shutdown_deadline: u64,
+}
+
+impl ClosedStats {
+    /// All closes, whatever the reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ClosedStats::default().total(), 0);
+    /// ```
+    pub fn total(&self) -> u64 {
+        self.peer_closed
+            + self.local
+            + self.aborted
+            + self.connect_failed
+            + self.error
+            + self.idle_timeout
+            + self.shutdown_deadline
+    }
+}
+
+/// A snapshot of a reactor's counters, from [`Reactor::stats`](crate::Reactor::stats).
+///
+/// Its `Display` form is a one-line summary, handy for a log line at exit.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let mut reactor = sockloop::Reactor::new()?;
+/// reactor.run_once(Some(Duration::ZERO))?;
+/// let stats = reactor.stats();
+/// assert_eq!(stats.iterations, 1);
+/// assert_eq!(stats.open_connections, 0);
+/// println!("{stats}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Connections open now (including connecting and closing ones).
+    pub open_connections: u64,
+    /// Connections accepted by listeners.
+    pub accepted: u64,
+    /// Outbound connections that were established.
+    pub connected: u64,
+    /// Connections closed, by reason.
+    pub closed: ClosedStats,
+    /// Bytes read from stream sockets.
+    pub bytes_read: u64,
+    /// Bytes written to stream sockets.
+    pub bytes_written: u64,
+    /// Failed `accept` calls (of any kind, including those that paused a listener).
+    pub accept_errors: u64,
+    /// Timers that fired (connection timers, loop timers and idle checks).
+    pub timers_fired: u64,
+    /// Loop iterations run.
+    pub iterations: u64,
+    /// Readiness events handled.
+    pub events: u64,
+    /// UDP datagrams received.
+    pub datagrams_received: u64,
+    /// UDP datagrams sent.
+    pub datagrams_sent: u64,
+    /// UDP datagrams dropped by the library because a socket's send queue was full.
+    pub datagrams_dropped: u64,
+}
+
+impl Stats {
+    /// Mean readiness events per loop iteration (0 before the first iteration).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stats = sockloop::Reactor::new()?.stats();
+    /// assert_eq!(stats.events_per_iteration(), 0.0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn events_per_iteration(&self) -> f64 {
+        if self.iterations == 0 {
+            0.0
+        } else {
+            self.events as f64 / self.iterations as f64
+        }
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.closed;
+        write!(
+            f,
+            "open {} | accepted {} connected {} | closed {} (peer {}, local {}, aborted {}, \
+             error {}, connect failed {}, idle {}, shutdown {}) | read {} B written {} B | \
+             accept errors {} | timers {} | iterations {} ({:.2} events each)",
+            self.open_connections,
+            self.accepted,
+            self.connected,
+            c.total(),
+            c.peer_closed,
+            c.local,
+            c.aborted,
+            c.error,
+            c.connect_failed,
+            c.idle_timeout,
+            c.shutdown_deadline,
+            self.bytes_read,
+            self.bytes_written,
+            self.accept_errors,
+            self.timers_fired,
+            self.iterations,
+            self.events_per_iteration(),
+        )?;
+        if self.datagrams_received + self.datagrams_sent + self.datagrams_dropped > 0 {
+            write!(
+                f,
+                " | datagrams in {} out {} dropped {}",
+                self.datagrams_received, self.datagrams_sent, self.datagrams_dropped
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The live counters inside a reactor.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) stats: Stats,
+    pub(crate) open: u64,
+}
+
+impl Counters {
+    pub(crate) fn count_close(&mut self, reason: &CloseReason) {
+        let c = &mut self.stats.closed;
+        match reason {
+            CloseReason::PeerClosed => c.peer_closed += 1,
+            CloseReason::Local => c.local += 1,
+            CloseReason::Aborted => c.aborted += 1,
+            CloseReason::ConnectFailed(_) => c.connect_failed += 1,
+            CloseReason::Error(_) => c.error += 1,
+            CloseReason::IdleTimeout => c.idle_timeout += 1,
+            CloseReason::ShutdownDeadline => c.shutdown_deadline += 1,
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            open_connections: self.open,
+            ..self.stats
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The byte streams a connection can run on (TCP or Unix domain) and the listeners that make
+//! them, behind one interface so the connection state machine and the accept loop are written
+//! once for both.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+
+/// A connected (or connecting) stream socket.
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// The error for an address query that only TCP can answer.
+fn not_inet() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "a Unix domain socket has no IP address",
+    )
+}
+
+impl Stream {
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
+        }
+    }
+
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write(buf),
+            Stream::Unix(s) => (&*s).write(buf),
+        }
+    }
+
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(Shutdown::Write),
+        }
+    }
+
+    pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Stream::Tcp(s) => s.take_error(),
+            Stream::Unix(s) => s.take_error(),
+        }
+    }
+
+    /// Whether a pending connect has completed (`Ok(false)`: still in progress).
+    pub(crate) fn is_connected(&self) -> io::Result<bool> {
+        let result = match self {
+            Stream::Tcp(s) => s.peer_addr().map(drop),
+            Stream::Unix(s) => s.peer_addr().map(drop),
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.peer_addr(),
+            Stream::Unix(_) => Err(not_inet()),
+        }
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr(),
+            Stream::Unix(_) => Err(not_inet()),
+        }
+    }
+
+    /// Sets `TCP_NODELAY`; Unix sockets have no Nagle algorithm, so there it does nothing.
+    pub(crate) fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nodelay(nodelay),
+            Stream::Unix(_) => Ok(()),
+        }
+    }
+
+    /// Makes the coming close send a reset (TCP); a Unix peer just sees the close.
+    pub(crate) fn set_reset_on_close(&self) {
+        if let Stream::Tcp(s) = self {
+            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        }
+    }
+
+    pub(crate) fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(registry, token, interest),
+            Stream::Unix(s) => s.register(registry, token, interest),
+        }
+    }
+}
+
+/// A listening socket.
+pub(crate) enum ListenSocket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl ListenSocket {
+    /// Accepts one connection; the string describes the peer for logs.
+    pub(crate) fn accept(&self) -> io::Result<(Stream, String)> {
+        match self {
+            ListenSocket::Tcp(l) => l
+                .accept()
+                .map(|(s, peer)| (Stream::Tcp(s), peer.to_string())),
+            ListenSocket::Unix(l) => l
+                .accept()
+                .map(|(s, _)| (Stream::Unix(s), "a unix peer".to_string())),
+        }
+    }
+
+    pub(crate) fn source(&mut self) -> &mut dyn Source {
+        match self {
+            ListenSocket::Tcp(l) => l,
+            ListenSocket::Unix(l) => l,
+        }
+    }
+}
+
+/// Binds a Unix domain listener at `path` (which must not exist yet).
+pub(crate) fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    UnixListener::bind(path)
+}

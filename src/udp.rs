@@ -1,0 +1,427 @@
+//! UDP sockets: datagrams in, datagrams out, on the same loop.
+//!
+//! A send is tried at once; if the kernel's buffer is full the datagram is queued (in order) and
+//! the queue is flushed when the socket becomes writable. The queue is bounded: UDP is allowed to
+//! lose datagrams, and an unbounded queue would turn a slow network into unbounded memory. A
+//! datagram refused because the queue is full is counted in
+//! [`Stats::datagrams_dropped`](crate::Stats::datagrams_dropped) and reported to the sender.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use mio::net::UdpSocket;
+use mio::Interest;
+
+use crate::core::{gone, Core, Entry, Slot};
+use crate::id::{pack, unpack};
+use crate::reactor::Reactor;
+use crate::source::Readiness;
+
+/// Datagrams received per readiness event before the socket yields to other sources.
+const RECV_BUDGET: usize = 256;
+/// Datagrams a socket's send queue holds before further sends are refused.
+pub const UDP_QUEUE_LIMIT: usize = 1024;
+
+/// The user's side of a UDP socket: it is given each datagram with its source address.
+///
+/// # Examples
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use sockloop::{DatagramHandler, UdpContext};
+///
+/// /// Echoes every datagram to its sender.
+/// struct UdpEcho;
+/// impl DatagramHandler for UdpEcho {
+///     fn on_datagram(&mut self, cx: &mut UdpContext<'_>, data: &[u8], from: SocketAddr) {
+///         let _ = cx.send_to(data, from);
+///     }
+/// }
+/// ```
+pub trait DatagramHandler: 'static {
+    /// A datagram arrived from `from`.
+    fn on_datagram(&mut self, cx: &mut UdpContext<'_>, data: &[u8], from: SocketAddr);
+}
+
+/// Identifies a UDP socket of a [`Reactor`].
+///
+/// # Examples
+///
+/// See [`Reactor::bind_udp`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UdpId(u64);
+
+impl UdpId {
+    pub(crate) fn new(key: usize, gen: u32) -> UdpId {
+        UdpId(pack(key, gen))
+    }
+
+    fn key(self) -> usize {
+        unpack(self.0).0
+    }
+
+    fn gen(self) -> u32 {
+        unpack(self.0).1
+    }
+}
+
+impl fmt::Debug for UdpId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (key, gen) = unpack(self.0);
+        write!(f, "udp#{key}.{gen}")
+    }
+}
+
+pub(crate) struct UdpSocketEntry {
+    socket: UdpSocket,
+    handler: Option<Box<dyn DatagramHandler>>,
+    queue: VecDeque<(Box<[u8]>, SocketAddr)>,
+}
+
+impl UdpSocketEntry {
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// What a [`DatagramHandler`] can do from its callback.
+///
+/// # Examples
+///
+/// See [`DatagramHandler`].
+pub struct UdpContext<'a> {
+    core: &'a mut Core,
+    id: UdpId,
+}
+
+impl UdpContext<'_> {
+    /// This socket's id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use sockloop::{DatagramHandler, UdpContext};
+    /// struct Tell;
+    /// impl DatagramHandler for Tell {
+    ///     fn on_datagram(&mut self, cx: &mut UdpContext<'_>, _data: &[u8], from: SocketAddr) {
+    ///         let _ = cx.send_to(format!("{:?}", cx.id()).as_bytes(), from);
+    ///     }
+    /// }
+    /// ```
+    pub fn id(&self) -> UdpId {
+        self.id
+    }
+
+    /// Sends a datagram (or queues it if the socket's buffer is full).
+    ///
+    /// # Examples
+    ///
+    /// See [`DatagramHandler`].
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if the send queue already holds [`UDP_QUEUE_LIMIT`] datagrams (this one is
+    /// dropped and counted), or the error of `sendto` (e.g. `EMSGSIZE`).
+    pub fn send_to(&mut self, data: &[u8], to: SocketAddr) -> io::Result<()> {
+        self.core.udp_send(self.id, data, to)
+    }
+
+    /// The socket's local address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use sockloop::{DatagramHandler, UdpContext};
+    /// struct Where;
+    /// impl DatagramHandler for Where {
+    ///     fn on_datagram(&mut self, cx: &mut UdpContext<'_>, _data: &[u8], from: SocketAddr) {
+    ///         if let Ok(me) = cx.local_addr() {
+    ///             let _ = cx.send_to(me.to_string().as_bytes(), from);
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The error of `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.core.udp(self.id).ok_or_else(gone)?.socket.local_addr()
+    }
+
+    /// Datagrams waiting in this socket's send queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use sockloop::{DatagramHandler, UdpContext};
+    /// struct Polite;
+    /// impl DatagramHandler for Polite {
+    ///     fn on_datagram(&mut self, cx: &mut UdpContext<'_>, data: &[u8], from: SocketAddr) {
+    ///         if cx.queued() < 100 {
+    ///             let _ = cx.send_to(data, from);
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn queued(&self) -> usize {
+        self.core.udp(self.id).map_or(0, |u| u.queued())
+    }
+
+    /// Makes [`Reactor::run`] return after the current iteration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use sockloop::{DatagramHandler, UdpContext};
+    /// struct Once;
+    /// impl DatagramHandler for Once {
+    ///     fn on_datagram(&mut self, cx: &mut UdpContext<'_>, _data: &[u8], _from: SocketAddr) {
+    ///         cx.stop();
+    ///     }
+    /// }
+    /// ```
+    pub fn stop(&mut self) {
+        self.core.stop();
+    }
+}
+
+impl Core {
+    pub(crate) fn udp(&self, id: UdpId) -> Option<&UdpSocketEntry> {
+        match self.slots.get(id.key()) {
+            Some(Slot {
+                gen,
+                entry: Entry::Udp(u),
+            }) if *gen == id.gen() => Some(u),
+            _ => None,
+        }
+    }
+
+    fn udp_mut(&mut self, id: UdpId) -> Option<&mut UdpSocketEntry> {
+        match self.slots.get_mut(id.key()) {
+            Some(Slot {
+                gen,
+                entry: Entry::Udp(u),
+            }) if *gen == id.gen() => Some(u),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn udp_send(&mut self, id: UdpId, data: &[u8], to: SocketAddr) -> io::Result<()> {
+        let udp = self.udp_mut(id).ok_or_else(gone)?;
+        if udp.queue.is_empty() {
+            match udp.socket.send_to(data, to) {
+                Ok(_) => {
+                    self.counters.stats.datagrams_sent += 1;
+                    return Ok(());
+                }
+                // Kernel buffer full: queue below.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // Retry once; a signal is no reason to lose a datagram.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    return self.udp_send(id, data, to)
+                }
+                Err(e) => {
+                    log::debug!("{id:?}: send to {to} failed: {e}");
+                    return Err(e);
+                }
+            }
+        }
+        if udp.queue.len() >= UDP_QUEUE_LIMIT {
+            self.counters.stats.datagrams_dropped += 1;
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("UDP send queue full ({UDP_QUEUE_LIMIT} datagrams); datagram dropped"),
+            ));
+        }
+        udp.queue.push_back((data.into(), to));
+        Ok(())
+    }
+
+    /// Sends queued datagrams until the queue is empty or the socket is full again.
+    fn udp_flush(&mut self, id: UdpId) {
+        let Some(udp) = self.udp_mut(id) else { return };
+        let mut sent = 0;
+        while let Some((data, to)) = udp.queue.front() {
+            match udp.socket.send_to(data, *to) {
+                Ok(_) => sent += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // That datagram cannot be sent (too big, no route): drop it, go on with the rest.
+                Err(e) => log::debug!("{id:?}: queued send to {to} failed: {e}"),
+            }
+            udp.queue.pop_front();
+        }
+        self.counters.stats.datagrams_sent += sent;
+    }
+
+    /// Handles readiness of a UDP socket: flush the queue if writable, receive if readable.
+    pub(crate) fn udp_ready(&mut self, rbuf: &mut [u8], id: UdpId, ready: Readiness) {
+        if ready.writable {
+            self.udp_flush(id);
+        }
+        if !ready.readable {
+            return;
+        }
+        for _ in 0..RECV_BUDGET {
+            let Some(udp) = self.udp_mut(id) else { return };
+            match udp.socket.recv_from(rbuf) {
+                Ok((n, from)) => {
+                    let Some(mut handler) = udp.handler.take() else {
+                        return;
+                    };
+                    self.counters.stats.datagrams_received += 1;
+                    handler.on_datagram(&mut UdpContext { core: self, id }, &rbuf[..n], from);
+                    if let Some(udp) = self.udp_mut(id) {
+                        udp.handler = Some(handler);
+                    }
+                }
+                // Drained.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // An ICMP error for an earlier send (connected sockets), or similar: it concerns
+                // one datagram, not the socket; the next receive goes on.
+                Err(e) => log::debug!("{id:?}: receive error: {e}"),
+            }
+        }
+        self.ready.push_back(mio::Token(id.0 as usize));
+    }
+}
+
+impl Reactor {
+    /// Binds a UDP socket whose datagrams go to `handler`. Returns its id and bound address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{SocketAddr, UdpSocket};
+    /// use sockloop::{DatagramHandler, Reactor, UdpContext};
+    ///
+    /// struct UdpEcho;
+    /// impl DatagramHandler for UdpEcho {
+    ///     fn on_datagram(&mut self, cx: &mut UdpContext<'_>, data: &[u8], from: SocketAddr) {
+    ///         let _ = cx.send_to(data, from);
+    ///         cx.stop();
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (_id, addr) = reactor.bind_udp("127.0.0.1:0".parse().unwrap(), UdpEcho)?;
+    /// let client = UdpSocket::bind("127.0.0.1:0")?;
+    /// client.send_to(b"ping", addr)?;
+    /// reactor.run()?;
+    /// let mut buf = [0u8; 16];
+    /// let (n, _) = client.recv_from(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"ping");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The error of `bind` or of the epoll registration.
+    pub fn bind_udp<H: DatagramHandler>(
+        &mut self,
+        addr: SocketAddr,
+        handler: H,
+    ) -> io::Result<(UdpId, SocketAddr)> {
+        let mut socket = UdpSocket::bind(addr)?;
+        let local = socket.local_addr()?;
+        let core = self.core_mut();
+        let gen = core.take_gen();
+        let vacant = core.slots.vacant_entry();
+        let id = UdpId::new(vacant.key(), gen);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        core.poll
+            .registry()
+            .register(&mut socket, mio::Token(id.0 as usize), interest)?;
+        let entry = UdpSocketEntry {
+            socket,
+            handler: Some(Box::new(handler)),
+            queue: VecDeque::new(),
+        };
+        vacant.insert(Slot {
+            gen,
+            entry: Entry::Udp(entry),
+        });
+        log::debug!("{id:?}: bound to {local}");
+        Ok((id, local))
+    }
+
+    /// Sends a datagram from UDP socket `id` (queued if the socket's buffer is full).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use sockloop::{DatagramHandler, Reactor, UdpContext};
+    /// # struct Sink;
+    /// # impl DatagramHandler for Sink {
+    /// #     fn on_datagram(&mut self, _: &mut UdpContext<'_>, _: &[u8], _: SocketAddr) {}
+    /// # }
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, _) = reactor.bind_udp("127.0.0.1:0".parse().unwrap(), Sink)?;
+    /// let (_, b_addr) = reactor.bind_udp("127.0.0.1:0".parse().unwrap(), Sink)?;
+    /// reactor.send_to(a, b"hello", b_addr)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`UdpContext::send_to`], or `NotFound` if the socket is closed.
+    pub fn send_to(&mut self, id: UdpId, data: &[u8], to: SocketAddr) -> io::Result<()> {
+        self.core_mut().udp_send(id, data, to)
+    }
+
+    /// Closes UDP socket `id`; datagrams still queued are dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use sockloop::{DatagramHandler, Reactor, UdpContext};
+    /// # struct Sink;
+    /// # impl DatagramHandler for Sink {
+    /// #     fn on_datagram(&mut self, _: &mut UdpContext<'_>, _: &[u8], _: SocketAddr) {}
+    /// # }
+    /// let mut reactor = Reactor::new()?;
+    /// let (id, _) = reactor.bind_udp("127.0.0.1:0".parse().unwrap(), Sink)?;
+    /// reactor.close_udp(id)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if it is already closed.
+    pub fn close_udp(&mut self, id: UdpId) -> io::Result<()> {
+        self.core_mut().close_udp(id)
+    }
+}
+
+impl Core {
+    pub(crate) fn close_udp(&mut self, id: UdpId) -> io::Result<()> {
+        if self.udp(id).is_none() {
+            return Err(gone());
+        }
+        if let Entry::Udp(u) = self.slots.remove(id.key()).entry {
+            let dropped = u.queue.len() as u64;
+            self.counters.stats.datagrams_dropped += dropped;
+            log::debug!("{id:?}: closed ({dropped} queued datagrams dropped)");
+        }
+        Ok(())
+    }
+
+    /// Ids of every UDP socket (for shutdown).
+    pub(crate) fn udp_ids(&self) -> Vec<UdpId> {
+        let slots = self.slots_where(|e| matches!(e, Entry::Udp(_)));
+        slots
+            .into_iter()
+            .map(|(key, gen)| UdpId::new(key, gen))
+            .collect()
+    }
+}
