@@ -92,7 +92,9 @@ impl Reactor {
         if core.shutdown.is_none() {
             return;
         }
-        let left = core.conn_ids();
+        // Only still-live connections: one already closed for its own reason keeps it.
+        let mut left = core.conn_ids();
+        left.retain(|id| core.conn(*id).is_some_and(|c| c.is_live()));
         if !left.is_empty() {
             log::warn!(
                 "graceful shutdown: deadline passed; closing {} busy connections",
