@@ -10,6 +10,12 @@
 //! server from `std` (`std_thread`): the cheapest server possible for one client, since it wakes
 //! straight from `recv` with no readiness step. The gap between the two is what the reactor costs.
 //!
+//! Idle timeouts must cost O(1) per message however many connections have one: the
+//! `idle_timeout` group serves the measured client from a listener with an idle timeout, once alone
+//! and once beside 10,000 open, idle connections that have the same timeout (held by a child
+//! process, since 10,000 connections with both ends in one process would pass the 20,000
+//! open-files limit). Compare the two medians.
+//!
 //! Run with `cargo bench --bench roundtrip`; add `-- 64B` to run the small messages only.
 //!
 //! Expect noise from thread placement: when the client and server threads sit on different CPUs,
@@ -17,15 +23,16 @@
 //! work itself. `taskset -c 0 cargo bench --bench roundtrip` puts both on one CPU and measures the
 //! software path alone (system calls and the reactor's own work).
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sockloop::{Context, Handler, Input, Reactor};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use sockloop::{Context, Handler, Input, ListenOptions, Reactor};
 
 /// Message sizes, each with the label used in the benchmark id.
 const SIZES: [(usize, &str); 2] = [(64, "64B"), (16 * 1024, "16KiB")];
@@ -52,6 +59,11 @@ struct Server {
 impl Server {
     /// Starts a sockloop reactor serving `Echo` on an ephemeral loopback port.
     fn sockloop() -> Server {
+        Server::sockloop_with(ListenOptions::new())
+    }
+
+    /// As [`sockloop`](Self::sockloop), with listener options.
+    fn sockloop_with(options: ListenOptions) -> Server {
         let stop = Arc::new(AtomicBool::new(false));
         let (addr_tx, addr_rx) = mpsc::channel();
         let flag = Arc::clone(&stop);
@@ -59,7 +71,7 @@ impl Server {
         // There is no cross-thread handle yet, so the loop polls a flag between iterations.
         let thread = thread::spawn(move || -> io::Result<()> {
             let mut reactor = Reactor::new()?;
-            let (_, addr) = reactor.listen(([127, 0, 0, 1], 0).into(), || Echo)?;
+            let (_, addr) = reactor.listen_with(([127, 0, 0, 1], 0).into(), options, || Echo)?;
             let _ = addr_tx.send(addr);
             while !flag.load(Ordering::Relaxed) {
                 reactor.run_once(Some(STOP_CHECK_INTERVAL))?;
@@ -145,8 +157,18 @@ impl Drop for Server {
 
 /// Measures write + read-back of `size` bytes on one connection to `server`.
 fn bench_server(c: &mut Criterion, name: &str, server: &Server) {
-    let mut group = c.benchmark_group("echo_roundtrip");
-    for (size, label) in SIZES {
+    bench_sizes(c, "echo_roundtrip", name, server, &SIZES);
+}
+
+fn bench_sizes(
+    c: &mut Criterion,
+    group: &str,
+    name: &str,
+    server: &Server,
+    sizes: &[(usize, &str)],
+) {
+    let mut group = c.benchmark_group(group);
+    for &(size, label) in sizes {
         let mut client = server.connect();
         let message: Vec<u8> = (0..size).map(|i| i as u8).collect();
         let mut echo = vec![0; size];
@@ -173,6 +195,84 @@ fn roundtrip(c: &mut Criterion) {
     bench_server(c, "std_thread", &Server::std_thread());
 }
 
+/// Environment variable that turns this binary into the idle-connection holder:
+/// `ADDR,COUNT`. The holder connects COUNT sockets, prints `ready`, and keeps them open until its
+/// standard input closes (the parent dropping it), so it never outlives the benchmark.
+const HOLD_ENV: &str = "SOCKLOOP_BENCH_HOLD";
+const IDLE_CONNECTIONS: usize = 10_000;
+/// Far longer than the benchmark: the idle connections must stay open (and checked) throughout.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn hold_connections(spec: &str) -> io::Result<()> {
+    let (addr, count) = spec
+        .split_once(',')
+        .ok_or_else(|| io::Error::other("bad spec"))?;
+    let addr: SocketAddr = addr.parse().map_err(io::Error::other)?;
+    let count: usize = count.parse().map_err(io::Error::other)?;
+    let held: Vec<TcpStream> = (0..count)
+        .map(|_| TcpStream::connect(addr))
+        .collect::<io::Result<_>>()?;
+    println!("ready {}", held.len());
+    io::stdout().flush()?;
+    // Blocks until the parent closes our stdin (or exits).
+    io::copy(&mut io::stdin(), &mut io::sink())?;
+    Ok(())
+}
+
+/// A child process holding `count` idle connections to `addr`, killed when dropped.
+struct Holder(Child);
+
+impl Holder {
+    fn start(addr: SocketAddr, count: usize) -> io::Result<Holder> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .env(HOLD_ENV, format!("{addr},{count}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout"))?;
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let holder = Holder(child);
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.starts_with("ready") => Ok(holder),
+            other => Err(io::Error::other(format!(
+                "holder did not get ready: {other:?}"
+            ))),
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn idle_timeout(c: &mut Criterion) {
+    let with_timeout = || ListenOptions::new().idle_timeout(IDLE_TIMEOUT);
+    let small = [(64, "64B")];
+    bench_sizes(
+        c,
+        "idle_timeout",
+        "alone",
+        &Server::sockloop_with(with_timeout()),
+        &small,
+    );
+    let server = Server::sockloop_with(with_timeout());
+    match Holder::start(server.addr, IDLE_CONNECTIONS) {
+        Ok(_holder) => bench_sizes(c, "idle_timeout", "beside_10k_idle", &server, &small),
+        Err(e) => eprintln!("idle_timeout/beside_10k_idle skipped: {e}"),
+    }
+}
+
 criterion_group! {
     name = benches;
     // Short runs keep `cargo bench` usable in CI; round trips are microseconds, so 3 s still
@@ -180,6 +280,17 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = roundtrip
+    targets = roundtrip, idle_timeout
 }
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var(HOLD_ENV) {
+        if let Err(e) = hold_connections(&spec) {
+            eprintln!("connection holder: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
