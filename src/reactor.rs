@@ -40,11 +40,16 @@ const READ_BUF_SIZE: usize = 64 * 1024;
 /// Events fetched per `epoll_wait`; more wait for the next iteration, none are lost.
 const EVENTS_CAPACITY: usize = 1024;
 
-/// A single-threaded event loop serving TCP listeners and connections.
+/// A single-threaded event loop serving TCP and Unix listeners and connections, UDP sockets,
+/// timers, foreign sources, and work posted from other threads.
 ///
 /// A reactor owns one `mio::Poll` (epoll on Linux). Each socket is registered once; readiness
 /// events are dispatched to the [`Handler`] of the connection they belong to. Nothing blocks:
 /// one thread serves every connection.
+///
+/// Dropping a reactor closes every socket at once without calling `on_close`; for an orderly end
+/// that sends all queued output, use [`shutdown`](Self::shutdown) and let [`run`](Self::run)
+/// return.
 ///
 /// # Examples
 ///
