@@ -48,6 +48,7 @@ pub struct ListenOptions {
     backlog: i32,
     nodelay: bool,
     idle_timeout: Option<Duration>,
+    reuse_port: bool,
 }
 
 impl Default for ListenOptions {
@@ -58,6 +59,7 @@ impl Default for ListenOptions {
             backlog: 4096,
             nodelay: true,
             idle_timeout: None,
+            reuse_port: false,
         }
     }
 }
@@ -129,6 +131,47 @@ impl ListenOptions {
         self.idle_timeout
     }
 
+    /// Sets `SO_REUSEPORT`, so that several listeners (one per reactor thread, or per process)
+    /// can bind the same address and the kernel spreads incoming connections across them. This
+    /// is how sockloop uses more than one core: N reactors, each with its own listener on the
+    /// same port. Default `false`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input, ListenOptions, Reactor};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         cx.write(input.take_all());
+    ///     }
+    /// }
+    ///
+    /// let options = ListenOptions::new().reuse_port(true);
+    /// let mut first = Reactor::new()?;
+    /// let (_, addr) = first.listen_with("127.0.0.1:0".parse().unwrap(), options.clone(), || Echo)?;
+    /// let mut second = Reactor::new()?;
+    /// let (_, same) = second.listen_with(addr, options, || Echo)?; // same port, no AddrInUse
+    /// assert_eq!(addr, same);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn reuse_port(mut self, reuse: bool) -> Self {
+        self.reuse_port = reuse;
+        self
+    }
+
+    /// Whether `SO_REUSEPORT` is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!sockloop::ListenOptions::new().get_reuse_port());
+    /// ```
+    pub fn get_reuse_port(&self) -> bool {
+        self.reuse_port
+    }
+
     /// The configured backlog.
     ///
     /// # Examples
@@ -164,15 +207,18 @@ pub(crate) struct Listener {
 
 /// Binds and listens with `SO_REUSEADDR` (so a restarted server can rebind while old
 /// connections sit in TIME_WAIT) and the requested backlog.
-fn bind(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+fn bind(addr: SocketAddr, options: &ListenOptions) -> io::Result<TcpListener> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.nonblocking(),
         Some(Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
+    if options.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
+    socket.listen(options.backlog)?;
     Ok(TcpListener::from_std(socket.into()))
 }
 
@@ -198,7 +244,7 @@ impl Core {
         options: ListenOptions,
         factory: Factory,
     ) -> io::Result<(ListenerId, SocketAddr)> {
-        let socket = bind(addr, options.backlog)?;
+        let socket = bind(addr, &options)?;
         let local = socket.local_addr()?;
         let id = self.store_listener(ListenSocket::Tcp(socket), options, factory)?;
         log::debug!("{id}: listening on {local}");
