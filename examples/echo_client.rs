@@ -10,17 +10,26 @@
 //! The connection is made through the reactor (`Reactor::connect`), like any other socket: the
 //! handler below sees `on_open`, the echoed bytes, and finally `on_close` with the reason. Once
 //! every byte sent has come back, the client closes gracefully and stops the loop.
+//!
+//! Ctrl-C (SIGINT) or SIGTERM aborts the connection at once (the server sees a reset, not a
+//! complete stream); the client then prints its summary and exits with 128 + the signal's number,
+//! as an interrupted command does, so a script can tell that the echo did not complete.
+
+mod common;
 
 use std::cell::RefCell;
 use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::time::Duration;
 
 use sockloop::{CloseReason, Context, Handler, Input, Reactor};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 const GREETING: &[u8] = b"hello from sockloop\n";
+/// Only a backstop: `on_shutdown` aborts the connection at once.
+const GRACE: Duration = Duration::from_secs(1);
 
 /// Sends `sent` once connected, then counts (and checks) the echo as it arrives.
 struct Client {
@@ -86,6 +95,11 @@ impl Handler for Client {
         cx.close();
     }
 
+    /// A signal arrived: the user wants to stop now, not after the rest of the echo.
+    fn on_shutdown(&mut self, cx: &mut Context<'_>) {
+        cx.abort();
+    }
+
     fn on_close(&mut self, cx: &mut Context<'_>, reason: CloseReason) {
         match reason {
             CloseReason::ConnectFailed(e) => {
@@ -101,7 +115,8 @@ impl Handler for Client {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(signal)) => ExitCode::from(128 + signal as u8),
         Err(message) => {
             eprintln!("echo_client: {message}");
             ExitCode::FAILURE
@@ -109,7 +124,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), String> {
+/// Sends, checks the echo, and returns the signal that interrupted it, if one did.
+fn run() -> Result<Option<i32>, String> {
     let arg = std::env::args().nth(1);
     let text = arg.as_deref().unwrap_or(DEFAULT_ADDR);
     let addr: SocketAddr = text
@@ -134,6 +150,8 @@ fn run() -> Result<(), String> {
 
     let failure = Rc::new(RefCell::new(None));
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
+    let exit = common::shutdown_on_signals(&mut reactor, "echo_client", GRACE)
+        .map_err(|e| format!("cannot watch for signals: {e}"))?;
     reactor.connect(
         addr,
         Client {
@@ -143,14 +161,16 @@ fn run() -> Result<(), String> {
             failure: Rc::clone(&failure),
         },
     );
-    // Returns once on_close has called stop(): every outcome, even a refused connect, ends there.
+    // Returns once on_close has called stop(): every outcome, even a refused connect or a
+    // signal, ends there.
     reactor
         .run()
         .map_err(|e| format!("event loop failed: {e}"))?;
+    exit.report(reactor.stats());
 
     let result = failure.borrow_mut().take();
     match result {
         Some(message) => Err(message),
-        None => Ok(()),
+        None => Ok(exit.signal()),
     }
 }
