@@ -34,6 +34,10 @@ const READ_BUDGET: usize = 16;
 
 /// How long a gracefully closing connection waits for the peer's FIN after sending its own.
 const LINGER: Duration = Duration::from_secs(5);
+/// During a graceful shutdown, how long a connection that has sent everything and its FIN waits
+/// for the peer's FIN. An idle client (an open `nc`) would otherwise hold the whole shutdown for
+/// `LINGER`; with nothing left to deliver, a short wait is enough to let a closing peer finish.
+pub(crate) const SHUTDOWN_LINGER: Duration = Duration::from_secs(1);
 
 /// The library-side connection states; see the module docs for the transitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +125,11 @@ impl Conn {
     /// Not closed (or about to be released).
     pub(crate) fn is_live(&self) -> bool {
         self.state != State::Closed
+    }
+
+    /// Everything was sent, our FIN too; only the peer's FIN is awaited.
+    pub(crate) fn is_lingering(&self) -> bool {
+        self.state == State::Closing && self.flags & WR_SHUT != 0 && self.out.is_empty()
     }
 
     /// Replaces the recorded close reason (a forced close that should say why it happened).
@@ -439,6 +448,9 @@ impl Core {
         conn.flags |= WR_SHUT;
         if conn.state != State::Closing {
             conn.state = State::WriteClosed;
+        } else if self.shutdown.is_some() {
+            // The regular linger check is due only after `LINGER`; shutting down, look sooner.
+            self.arm_linger_check(id, SHUTDOWN_LINGER);
         }
     }
 
@@ -505,9 +517,15 @@ impl Core {
             return;
         };
         conn.state = State::Closing;
-        let at = self.instant_of(self.now_ms) + LINGER;
-        self.timers.insert(at, TimerAction::LingerExpired(id));
+        self.arm_linger_check(id, LINGER);
         self.mark_dirty(id);
+    }
+
+    /// Schedules a linger check `after` from now (extra checks are harmless: each re-reads the
+    /// connection's state).
+    pub(crate) fn arm_linger_check(&mut self, id: ConnId, after: Duration) {
+        let at = self.instant_of(self.now_ms) + after;
+        self.timers.insert(at, TimerAction::LingerExpired(id));
     }
 
     /// A linger timer fired: close if nothing moved for `LINGER`, else check again later.
@@ -518,8 +536,13 @@ impl Core {
         };
         let (last, unsent) = (conn.last_active, conn.out.len());
         let quiet = now_ms.saturating_sub(last);
-        if quiet < LINGER.as_millis() as u64 {
-            let at = self.instant_of(last) + LINGER;
+        let limit = if self.shutdown.is_some() && conn.is_lingering() {
+            SHUTDOWN_LINGER
+        } else {
+            LINGER
+        };
+        if quiet < limit.as_millis() as u64 {
+            let at = self.instant_of(last) + limit;
             self.timers.insert(at, TimerAction::LingerExpired(id));
         } else if unsent > 0 {
             log::debug!("{id}: peer stopped reading while closing; {unsent} bytes unsent");
@@ -529,7 +552,7 @@ impl Core {
             );
             self.close_with(id, CloseReason::Error(e));
         } else {
-            log::debug!("{id}: no FIN from peer within {LINGER:?}; closing");
+            log::debug!("{id}: no FIN from peer within {limit:?}; closing");
             self.close_with(id, CloseReason::Local);
         }
     }

@@ -338,6 +338,10 @@ impl Reactor {
         self.core.counters.snapshot()
     }
 
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
+
     pub(crate) fn core_mut(&mut self) -> &mut Core {
         &mut self.core
     }

@@ -4,13 +4,15 @@
 //! Listeners are closed at once (new clients are refused by the kernel rather than accepted and
 //! dropped). Every open connection's handler gets [`on_shutdown`](crate::Handler::on_shutdown),
 //! whose default closes gracefully: queued output is sent first. UDP sockets close once their
-//! send queue is empty. When no connection or UDP socket is left, `run()` returns; whatever is
+//! send queue is empty. A connection that has sent everything and its FIN waits at most 1 s
+//! for the peer's FIN (not the usual 5 s: an idle client would otherwise hold the shutdown).
+//! When no connection or UDP socket is left, `run()` returns; whatever is
 //! still open at the deadline is closed with [`CloseReason::ShutdownDeadline`]. Loop timers and
 //! foreign sources are left alone: they belong to the embedding program.
 
 use std::time::{Duration, Instant};
 
-use crate::conn::CloseMode;
+use crate::conn::{CloseMode, SHUTDOWN_LINGER};
 use crate::core::{Core, Entry, TimerAction};
 use crate::handler::CloseReason;
 use crate::id::{ConnId, ListenerId};
@@ -82,8 +84,8 @@ impl Reactor {
     /// assert!(reactor.is_shutting_down());
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn is_shutting_down(&mut self) -> bool {
-        self.core_mut().shutdown.is_some()
+    pub fn is_shutting_down(&self) -> bool {
+        self.core().shutdown.is_some()
     }
 
     /// The deadline passed: close whatever is left.
@@ -102,6 +104,12 @@ impl Reactor {
             );
         }
         for id in left {
+            if core.conn(id).is_some_and(|c| c.is_lingering()) {
+                // Delivered everything and sent FIN; only the peer's FIN is missing. That is a
+                // completed close, not a busy connection: no reset, no deadline reason.
+                core.close_with(id, CloseReason::Local);
+                continue;
+            }
             let _ = core.close(id, CloseMode::Abort);
             if let Some(conn) = core.conn_mut(id) {
                 conn.override_reason(CloseReason::ShutdownDeadline);
@@ -144,6 +152,8 @@ impl Core {
             if self.conn(id).is_some_and(|c| c.is_live()) {
                 self.call(id, |h, cx| h.on_shutdown(cx));
                 self.flush(id);
+                // Connections that were already lingering wait at most the shutdown linger.
+                self.arm_linger_check(id, SHUTDOWN_LINGER);
             }
         }
     }
