@@ -10,13 +10,14 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::panic;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use sockloop::{CloseReason, ConnId, Context, Handler, Input, Reactor};
+use sockloop::{CloseReason, ConnId, Context, Handle, Handler, Input, Reactor, Stats, TimerId};
 
 /// Upper bound for any single wait: a blocking read, a channel receive, a condition to hold.
 /// Generous because CI machines can be slow; a healthy test never comes near it.
@@ -185,6 +186,192 @@ pub fn recv_within<T>(rx: &Receiver<T>, timeout: Duration, what: &str) -> T {
         Err(RecvTimeoutError::Disconnected) => {
             panic!("channel closed while waiting for {what} (reactor thread panicked?)")
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reaching a running reactor: handles, `run()` on its own thread, and in-process driving
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `job` on the reactor's thread (posted through `handle`) and returns its result. Because
+/// posted jobs run in order, everything posted before this call has run when it returns.
+#[track_caller]
+pub fn on_loop<T, F>(handle: &Handle, job: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Reactor) -> T + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    handle
+        .post(move |reactor| {
+            let _ = tx.send(job(reactor));
+        })
+        .expect("post to the reactor");
+    recv(&rx, "a job posted to the reactor")
+}
+
+/// The reactor's counters, read on its own thread.
+#[track_caller]
+pub fn stats(handle: &Handle) -> Stats {
+    on_loop(handle, |reactor| reactor.stats())
+}
+
+/// What a reactor thread reports once its `run()` returned (and the reactor was dropped).
+pub struct RunReturned {
+    pub result: io::Result<()>,
+    /// `stats()` right after `run()` returned.
+    pub stats: Stats,
+    /// When `run()` returned, as seen on the reactor thread.
+    pub at: Instant,
+}
+
+/// A reactor whose thread calls [`Reactor::run`] once, so tests can observe `run` itself
+/// returning (after `Handle::stop`, a graceful shutdown, ...). Reached through its [`Handle`].
+pub struct RunThread {
+    handle: Handle,
+    returned: Receiver<RunReturned>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts a reactor thread, runs `setup` on it, then calls `run()`; returns what `setup`
+/// returned. The reactor is dropped as soon as `run()` returns, before that is reported.
+pub fn spawn_run<T, S>(setup: S) -> (T, RunThread)
+where
+    S: FnOnce(&mut Reactor) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (setup_tx, setup_rx) = mpsc::channel();
+    let (done_tx, returned) = mpsc::channel();
+    let thread = thread::Builder::new()
+        .name("reactor-run".into())
+        .spawn(move || {
+            let mut reactor = Reactor::new().expect("Reactor::new");
+            let handle = reactor.handle().expect("Reactor::handle");
+            let out = setup(&mut reactor);
+            setup_tx.send((out, handle)).expect("test thread gone");
+            let result = reactor.run();
+            let at = Instant::now();
+            let stats = reactor.stats();
+            drop(reactor);
+            let _ = done_tx.send(RunReturned { result, stats, at });
+        })
+        .expect("spawn reactor thread");
+    match setup_rx.recv_timeout(TIMEOUT) {
+        Ok((out, handle)) => (
+            out,
+            RunThread {
+                handle,
+                returned,
+                thread: Some(thread),
+            },
+        ),
+        Err(RecvTimeoutError::Disconnected) => {
+            // The setup panicked: surface its panic rather than a channel error.
+            if let Err(panic) = thread.join() {
+                panic::resume_unwind(panic);
+            }
+            panic!("reactor setup ended without reporting");
+        }
+        Err(RecvTimeoutError::Timeout) => panic!("reactor setup did not finish within {TIMEOUT:?}"),
+    }
+}
+
+impl RunThread {
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Waits (at most `within`) for `run()` to return; re-raises a panic of the reactor thread.
+    #[track_caller]
+    pub fn wait_returned(mut self, within: Duration) -> RunReturned {
+        let outcome = match self.returned.recv_timeout(within) {
+            Ok(outcome) => outcome,
+            Err(RecvTimeoutError::Timeout) => panic!("run() did not return within {within:?}"),
+            Err(RecvTimeoutError::Disconnected) => {
+                if let Some(thread) = self.thread.take() {
+                    if let Err(panic) = thread.join() {
+                        panic::resume_unwind(panic);
+                    }
+                }
+                panic!("the reactor thread ended without reporting");
+            }
+        };
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("reactor thread");
+        }
+        outcome
+    }
+
+    /// Whether `run()` has returned already (without waiting).
+    pub fn has_returned(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl Drop for RunThread {
+    fn drop(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let _ = self.handle.stop();
+        // A test that failed already must not panic again while unwinding.
+        if thread::panicking() {
+            return;
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        while !thread.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "reactor thread did not stop within {TIMEOUT:?}"
+            );
+            thread::sleep(Duration::from_millis(2));
+        }
+        if let Err(panic) = thread.join() {
+            panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// Runs iterations of a reactor owned by the calling thread until `done` holds; panics after
+/// [`TIMEOUT`].
+#[track_caller]
+pub fn run_until(reactor: &mut Reactor, what: &str, mut done: impl FnMut(&mut Reactor) -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !done(reactor) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {TIMEOUT:?} waiting for {what}"
+        );
+        reactor.run_once(Some(POLL_SLICE)).expect("run_once");
+    }
+}
+
+/// A fresh directory under the system's temp dir, unique to this process and call, removed on
+/// drop (Unix socket files live here).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("sockloop-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -382,6 +569,8 @@ pub enum Reason {
     Aborted,
     ConnectFailed(ErrorKind),
     Error(ErrorKind),
+    IdleTimeout,
+    ShutdownDeadline,
     /// A variant added after these tests were written.
     Other(String),
 }
@@ -394,6 +583,8 @@ impl From<&CloseReason> for Reason {
             CloseReason::Aborted => Reason::Aborted,
             CloseReason::ConnectFailed(e) => Reason::ConnectFailed(e.kind()),
             CloseReason::Error(e) => Reason::Error(e.kind()),
+            CloseReason::IdleTimeout => Reason::IdleTimeout,
+            CloseReason::ShutdownDeadline => Reason::ShutdownDeadline,
             other => Reason::Other(other.to_string()),
         }
     }
@@ -405,10 +596,12 @@ pub enum Event {
     Open(ConnId),
     ReadClosed(ConnId),
     Drained(ConnId),
+    Shutdown(ConnId),
     Close(ConnId, Reason),
 }
 
-/// Wraps a handler and reports its lifecycle callbacks (not `on_data`) to the test thread.
+/// Wraps a handler and reports its lifecycle callbacks (not `on_data` or `on_timer`, which it only
+/// forwards) to the test thread.
 pub struct Recorder<H> {
     inner: H,
     tx: Sender<Event>,
@@ -440,6 +633,15 @@ impl<H: Handler> Handler for Recorder<H> {
         self.inner.on_read_closed(cx);
     }
 
+    fn on_timer(&mut self, cx: &mut Context<'_>, timer: TimerId) {
+        self.inner.on_timer(cx, timer);
+    }
+
+    fn on_shutdown(&mut self, cx: &mut Context<'_>) {
+        let _ = self.tx.send(Event::Shutdown(cx.id()));
+        self.inner.on_shutdown(cx);
+    }
+
     fn on_close(&mut self, cx: &mut Context<'_>, reason: CloseReason) {
         let closed = Reason::from(&reason);
         let id = cx.id();
@@ -466,9 +668,11 @@ pub fn closes_exactly_once(events: &[Event]) -> Vec<(ConnId, Reason)> {
     let mut opened: Vec<ConnId> = Vec::new();
     for event in events {
         let id = match event {
-            Event::Open(id) | Event::ReadClosed(id) | Event::Drained(id) | Event::Close(id, _) => {
-                *id
-            }
+            Event::Open(id)
+            | Event::ReadClosed(id)
+            | Event::Drained(id)
+            | Event::Shutdown(id)
+            | Event::Close(id, _) => *id,
         };
         assert!(
             !closes.iter().any(|(c, _)| *c == id),
