@@ -373,3 +373,31 @@ fn connection_still_connecting_at_shutdown_gets_no_on_shutdown_before_on_open() 
         "{log:?}"
     );
 }
+
+/// A second `shutdown` can bring the deadline forward but never push it back.
+#[test]
+fn calling_shutdown_again_can_only_shorten_the_deadline() {
+    const SHORT: Duration = Duration::from_millis(200);
+    const LONG: Duration = Duration::from_secs(30);
+    for (first, second) in [(LONG, SHORT), (SHORT, LONG)] {
+        let (addr, run) = util::spawn_run(|reactor| {
+            reactor
+                .listen(util::localhost(), || Mode { stubborn: false })
+                .unwrap()
+                .1
+        });
+        let mut stubborn = util::client(addr);
+        stubborn.write_all(b"s").unwrap();
+        assert_eq!(util::read_exactly(&mut stubborn, 1), b"k");
+        let started = Instant::now();
+        run.handle().shutdown(first).unwrap();
+        run.handle().shutdown(second).unwrap();
+        let returned = run.wait_returned(util::TIMEOUT);
+        let ran_for = returned.at.duration_since(started);
+        assert!(
+            ran_for >= SHORT && ran_for < SHORT + SLACK,
+            "shutdown({first:?}) then shutdown({second:?}): run() returned after {ran_for:?}"
+        );
+        assert_eq!(returned.stats.closed.shutdown_deadline, 1);
+    }
+}
