@@ -119,7 +119,18 @@ impl Conn {
 
     /// (last activity, idle timeout) in ms, if the connection has an idle timeout and is live.
     pub(crate) fn idle_state(&self) -> Option<(u64, u64)> {
-        (self.idle_ms > 0 && self.is_live()).then_some((self.last_active, self.idle_ms as u64))
+        // A closing connection is governed by its linger check, not the idle timeout: its close
+        // is already under way, and relabelling it "idle" would misreport why it ended.
+        let open = matches!(
+            self.state,
+            State::Open | State::ReadClosed | State::WriteClosed
+        );
+        (self.idle_ms > 0 && open).then_some((self.last_active, self.idle_ms as u64))
+    }
+
+    /// An outbound connect is still in progress (the handler has not seen `on_open`).
+    pub(crate) fn is_connecting(&self) -> bool {
+        self.state == State::Connecting
     }
 
     /// Not closed (or about to be released).
@@ -231,6 +242,11 @@ impl Core {
                         self.counters.stats.connected += 1;
                         log::debug!("{id}: connected");
                         self.call(id, |h, cx| h.on_open(cx));
+                        if self.shutdown.is_some() {
+                            // Opened during a graceful shutdown: it is asked to finish as well,
+                            // but only now that its handler has seen it open.
+                            self.call(id, |h, cx| h.on_shutdown(cx));
+                        }
                         self.flush(id);
                     }
                 }

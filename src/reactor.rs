@@ -506,6 +506,8 @@ impl Reactor {
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let core = &mut self.core;
         core.counters.stats.iterations += 1;
+        // Timers armed from here on fire in a later iteration (see `fire_timers`).
+        let timer_limit = core.timers.next_seq();
 
         // 1. Timeout: no waiting while work is queued; else until the nearest timer.
         let timeout = if core.has_queued_work() {
@@ -563,7 +565,7 @@ impl Reactor {
         self.core.complete_deferred();
 
         // 5. Timers, then whatever they closed or wrote.
-        self.fire_timers();
+        self.fire_timers(timer_limit);
         self.core.complete_deferred();
         self.check_shutdown_done();
         Ok(handled)

@@ -258,15 +258,20 @@ impl Reactor {
         self.core_mut().cancel_timer(timer)
     }
 
-    /// Step 5: fires the timers due now, in `(deadline, sequence)` order. Timers armed while
-    /// this runs wait for the next iteration, so a timer that re-arms itself for "now" cannot
-    /// keep the loop here.
-    pub(crate) fn fire_timers(&mut self) {
+    /// Step 5: fires the timers due now, in `(deadline, sequence)` order. Only timers armed
+    /// before this iteration began (sequence below `limit`) fire: one armed during this
+    /// iteration's dispatch or timer callbacks waits for the next, so a timer that re-arms itself
+    /// for "now" cannot keep the loop here.
+    pub(crate) fn fire_timers(&mut self, limit: u64) {
         let now = Instant::now();
-        let limit = self.core_mut().timers.next_seq();
         while let Some((key, action)) = self.core_mut().timers.pop_expired(now, limit) {
             let core = self.core_mut();
-            core.counters.stats.timers_fired += 1;
+            if matches!(
+                action,
+                TimerAction::Conn(_) | TimerAction::Loop(..) | TimerAction::IdleCheck(_)
+            ) {
+                core.counters.stats.timers_fired += 1;
+            }
             match action {
                 TimerAction::ResumeAccept(id) => core.resume_accept(id),
                 TimerAction::LingerExpired(id) => core.linger_expired(id),

@@ -71,6 +71,8 @@ impl Reactor {
         }
         let timer = core.timers.insert(deadline, TimerAction::ShutdownDeadline);
         core.shutdown = Some(ShutdownState { deadline, timer });
+        // With nothing open, the shutdown is complete now; do not wait for the deadline.
+        self.check_shutdown_done();
     }
 
     /// Whether a graceful shutdown is under way.
@@ -78,10 +80,27 @@ impl Reactor {
     /// # Examples
     ///
     /// ```
-    /// let mut reactor = sockloop::Reactor::new()?;
+    /// use std::time::Duration;
+    /// use sockloop::{Context, Handler, Input, Reactor};
+    ///
+    /// struct Sink;
+    /// impl Handler for Sink {
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), || Sink)?;
+    /// let _client = std::net::TcpStream::connect(addr)?;
+    /// reactor.run_once(Some(Duration::from_secs(1)))?; // accept it
     /// assert!(!reactor.is_shutting_down());
-    /// reactor.shutdown(std::time::Duration::from_secs(1));
-    /// assert!(reactor.is_shutting_down());
+    /// reactor.shutdown(Duration::from_secs(1));
+    /// assert!(reactor.is_shutting_down()); // until that connection has closed
+    ///
+    /// let mut idle = Reactor::new()?;
+    /// idle.shutdown(Duration::from_secs(1));
+    /// assert!(!idle.is_shutting_down()); // nothing was open: already complete
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn is_shutting_down(&self) -> bool {
@@ -149,7 +168,11 @@ impl Core {
             let _ = self.remove_listener(id);
         }
         for id in self.conn_ids() {
-            if self.conn(id).is_some_and(|c| c.is_live()) {
+            // A connection still connecting gets `on_shutdown` right after its `on_open`.
+            if self
+                .conn(id)
+                .is_some_and(|c| c.is_live() && !c.is_connecting())
+            {
                 self.call(id, |h, cx| h.on_shutdown(cx));
                 self.flush(id);
                 // Connections that were already lingering wait at most the shutdown linger.

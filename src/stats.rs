@@ -88,7 +88,8 @@ pub struct Stats {
     pub bytes_written: u64,
     /// Failed `accept` calls (of any kind, including those that paused a listener).
     pub accept_errors: u64,
-    /// Timers that fired (connection timers, loop timers and idle checks).
+    /// Timers that fired: connection timers, loop timers and idle checks (not the reactor's own
+    /// linger checks and accept retries).
     pub timers_fired: u64,
     /// Loop iterations run.
     pub iterations: u64,

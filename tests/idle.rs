@@ -213,7 +213,6 @@ impl Handler for Quit {
 /// awaited when the idle check comes due: that close was the handler's (`Local`), as at a
 /// shutdown deadline (8dc1bbd), not an idle connection's.
 #[test]
-#[ignore = "library bug: idle_check closes a lingering connection (State::Closing, output and FIN sent) with IdleTimeout, overriding the handler's own graceful close (Local)"]
 fn idle_check_on_a_connection_the_handler_already_closed_reports_local() {
     let (tx, events) = mpsc::channel();
     let (addr, server) = util::spawn_reactor(move |reactor| {

@@ -350,7 +350,6 @@ impl Handler for ZeroOnData {
 /// the iteration that set it". Armed by an event callback (step 3), such a timer must therefore
 /// not fire in step 5 of the same iteration.
 #[test]
-#[ignore = "library bug: a zero-delay timer armed during dispatch (step 3) fires in step 5 of the same iteration; fire_timers takes its sequence limit at step 5 instead of at the start of the iteration"]
 fn zero_delay_connection_timer_set_in_on_data_fires_on_a_later_iteration() {
     let mut reactor = Reactor::new().unwrap();
     let clock = Rc::new(Cell::new(0));
@@ -378,7 +377,6 @@ fn zero_delay_connection_timer_set_in_on_data_fires_on_a_later_iteration() {
 
 /// The same rule for a loop timer armed by a job posted through a `Handle` (also step 3).
 #[test]
-#[ignore = "library bug: a zero-delay timer armed during dispatch (step 3) fires in step 5 of the same iteration; fire_timers takes its sequence limit at step 5 instead of at the start of the iteration"]
 fn zero_delay_loop_timer_set_in_a_posted_job_fires_on_a_later_iteration() {
     let mut reactor = Reactor::new().unwrap();
     let handle = reactor.handle().unwrap();
