@@ -1,41 +1,16 @@
 //! Per-connection byte queues and the pool that lends them.
 //!
-//! An idle connection owns no heap buffer at all: a queue borrows a `Vec` from the reactor's pool
-//! when bytes have to wait (unsent output, an unconsumed partial message) and hands it back as soon
-//! as it is empty again. Ping-pong traffic therefore reuses a handful of warm buffers instead of
-//! calling the allocator per message, and 10,000 idle connections cost no buffer memory.
+//! A connection holds one pointer-sized field for its buffers: the input queue (an unconsumed
+//! partial message) and the output queue (bytes the socket did not take yet) live in a boxed
+//! pair that exists only while either holds bytes. An idle connection therefore owns no buffer
+//! at all, and its slab entry stays small (see the memory-per-connection figures in the README).
+//! Emptied pairs go back to the reactor's pool with their vectors' capacity intact, so ping-pong
+//! traffic reuses a handful of warm buffers instead of calling the allocator per message.
 
-/// Buffers larger than this are freed instead of pooled, so a burst does not pin memory forever.
+/// Vectors larger than this are freed when their pair is pooled, so a burst does not pin memory.
 const POOL_MAX_CAPACITY: usize = 64 * 1024;
-/// How many spare buffers the pool keeps; beyond that, returned buffers are freed.
-const POOL_MAX_BUFFERS: usize = 256;
-/// Capacity of a freshly made buffer: enough for a typical request or response.
-const FRESH_CAPACITY: usize = 4 * 1024;
-
-/// Spare, empty buffers shared by all queues of one reactor.
-#[derive(Default)]
-pub(crate) struct BufPool {
-    spare: Vec<Vec<u8>>,
-}
-
-impl BufPool {
-    fn take(&mut self, at_least: usize) -> Vec<u8> {
-        match self.spare.pop() {
-            Some(mut v) => {
-                v.reserve(at_least);
-                v
-            }
-            None => Vec::with_capacity(at_least.max(FRESH_CAPACITY)),
-        }
-    }
-
-    fn give(&mut self, mut v: Vec<u8>) {
-        if v.capacity() <= POOL_MAX_CAPACITY && self.spare.len() < POOL_MAX_BUFFERS {
-            v.clear();
-            self.spare.push(v);
-        }
-    }
-}
+/// Spare pairs the pool keeps; beyond that, returned pairs are freed.
+const POOL_MAX_PAIRS: usize = 256;
 
 /// A FIFO byte queue: appended at the back, consumed from the front.
 ///
@@ -63,14 +38,9 @@ impl ByteQueue {
         &self.data[self.head..]
     }
 
-    /// Appends `bytes`, borrowing a buffer from `pool` if the queue holds none.
-    pub(crate) fn push(&mut self, pool: &mut BufPool, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        if self.data.capacity() == 0 {
-            self.data = pool.take(bytes.len());
-        } else if self.head > 0 && self.head >= self.len() {
+    /// Appends `bytes`.
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if self.head > 0 && self.head >= self.len() {
             // Compact before growing: the move costs at most the live bytes, which is no more
             // than what was already consumed, so the total work stays linear.
             self.data.drain(..self.head);
@@ -79,40 +49,148 @@ impl ByteQueue {
         self.data.extend_from_slice(bytes);
     }
 
-    /// Drops the first `n` waiting bytes; an emptied queue returns its buffer to `pool`.
-    pub(crate) fn consume(&mut self, pool: &mut BufPool, n: usize) {
+    /// Drops the first `n` waiting bytes (capacity is kept).
+    pub(crate) fn consume(&mut self, n: usize) {
         self.head += n.min(self.len());
         if self.is_empty() {
-            self.release(pool);
+            self.clear();
         }
     }
 
-    /// Drops everything and returns the buffer to `pool`.
-    pub(crate) fn release(&mut self, pool: &mut BufPool) {
+    pub(crate) fn clear(&mut self) {
+        self.data.clear();
         self.head = 0;
-        if self.data.capacity() > 0 {
-            pool.give(std::mem::take(&mut self.data));
+    }
+
+    /// Frees an oversized buffer, keeping a small one warm for reuse.
+    fn trim(&mut self) {
+        self.clear();
+        if self.data.capacity() > POOL_MAX_CAPACITY {
+            self.data = Vec::new();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Pair {
+    input: ByteQueue,
+    out: ByteQueue,
+}
+
+/// Spare, empty queue pairs shared by all connections of one reactor.
+#[derive(Default)]
+pub(crate) struct BufPool {
+    // The boxes themselves are what is reused: a connection holds a `Box<Pair>`, and handing
+    // one over is a pointer move, not an allocation.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Pair>>,
+}
+
+impl BufPool {
+    fn take(&mut self) -> Box<Pair> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    fn give(&mut self, mut pair: Box<Pair>) {
+        if self.spare.len() < POOL_MAX_PAIRS {
+            pair.input.trim();
+            pair.out.trim();
+            self.spare.push(pair);
+        }
+    }
+}
+
+/// A connection's input and output queues; holds no memory while both are empty.
+#[derive(Default)]
+pub(crate) struct Queues(Option<Box<Pair>>);
+
+impl Queues {
+    fn pair(&mut self, pool: &mut BufPool) -> &mut Pair {
+        self.0.get_or_insert_with(|| pool.take())
+    }
+
+    /// Returns the pair to the pool once both queues are empty.
+    fn settle(&mut self, pool: &mut BufPool) {
+        if self
+            .0
+            .as_ref()
+            .is_some_and(|p| p.input.is_empty() && p.out.is_empty())
+        {
+            if let Some(pair) = self.0.take() {
+                pool.give(pair);
+            }
         }
     }
 
-    /// Takes the buffer out (for a callback that must not borrow the connection), leaving the
-    /// queue empty; `restore` puts it back.
-    pub(crate) fn take(&mut self) -> ByteQueue {
-        std::mem::take(self)
+    /// Unsent output bytes.
+    pub(crate) fn out_len(&self) -> usize {
+        self.0.as_ref().map_or(0, |p| p.out.len())
     }
 
-    /// Puts back a queue taken with [`take`](Self::take); bytes pushed meanwhile go after it.
-    pub(crate) fn restore(&mut self, pool: &mut BufPool, mut taken: ByteQueue) {
-        if !self.is_empty() {
-            let later = std::mem::take(self);
-            taken.push(pool, later.bytes());
-            let mut later = later;
-            later.release(pool);
+    pub(crate) fn out_is_empty(&self) -> bool {
+        self.out_len() == 0
+    }
+
+    /// The unsent output, oldest first.
+    pub(crate) fn out_bytes(&self) -> &[u8] {
+        self.0.as_ref().map_or(&[], |p| p.out.bytes())
+    }
+
+    pub(crate) fn push_out(&mut self, pool: &mut BufPool, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.pair(pool).out.push(bytes);
         }
-        if taken.is_empty() {
-            taken.release(pool);
+    }
+
+    pub(crate) fn consume_out(&mut self, pool: &mut BufPool, n: usize) {
+        if let Some(p) = self.0.as_mut() {
+            p.out.consume(n);
         }
-        *self = taken;
+        self.settle(pool);
+    }
+
+    /// Discards unsent output (abort, error).
+    pub(crate) fn clear_out(&mut self, pool: &mut BufPool) {
+        if let Some(p) = self.0.as_mut() {
+            p.out.clear();
+        }
+        self.settle(pool);
+    }
+
+    pub(crate) fn input_is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|p| p.input.is_empty())
+    }
+
+    pub(crate) fn push_input(&mut self, pool: &mut BufPool, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.pair(pool).input.push(bytes);
+        }
+    }
+
+    /// Takes the input queue out (so a callback can parse it while the connection is borrowed
+    /// elsewhere); [`restore_input`](Self::restore_input) puts back what is left.
+    pub(crate) fn take_input(&mut self) -> ByteQueue {
+        self.0
+            .as_mut()
+            .map(|p| std::mem::take(&mut p.input))
+            .unwrap_or_default()
+    }
+
+    /// Puts back the rest of a taken input queue. No input can arrive while it is out (only
+    /// the read path adds input), so it simply takes its place again.
+    pub(crate) fn restore_input(&mut self, pool: &mut BufPool, taken: ByteQueue) {
+        if taken.is_empty() && self.0.is_none() {
+            return; // nothing left and no pair to keep its buffer warm in
+        }
+        self.pair(pool).input = taken;
+        self.settle(pool);
+    }
+
+    /// Gives everything back to the pool (the connection is being released).
+    pub(crate) fn release(&mut self, pool: &mut BufPool) {
+        if let Some(pair) = self.0.take() {
+            pool.give(pair);
+        }
     }
 }
 
@@ -122,39 +200,53 @@ mod tests {
 
     #[test]
     fn queue_keeps_fifo_order_across_partial_consumes() {
-        let mut pool = BufPool::default();
         let mut q = ByteQueue::default();
-        q.push(&mut pool, b"hello ");
-        q.consume(&mut pool, 2);
-        q.push(&mut pool, b"world");
+        q.push(b"hello ");
+        q.consume(2);
+        q.push(b"world");
         assert_eq!(q.bytes(), b"llo world");
-        q.consume(&mut pool, 4);
-        q.push(&mut pool, b"!");
+        q.consume(4);
+        q.push(b"!");
         assert_eq!(q.bytes(), b"world!");
-        q.consume(&mut pool, 100);
+        q.consume(100);
         assert!(q.is_empty());
     }
 
     #[test]
-    fn emptied_queue_returns_its_buffer_to_the_pool() {
+    fn idle_connection_holds_no_pair_and_emptied_pair_is_reused() {
         let mut pool = BufPool::default();
-        let mut q = ByteQueue::default();
-        q.push(&mut pool, b"abc");
-        q.consume(&mut pool, 3);
-        assert_eq!(q.data.capacity(), 0);
+        let mut q = Queues::default();
+        assert!(q.0.is_none());
+        q.push_out(&mut pool, b"abc");
+        assert_eq!(q.out_bytes(), b"abc");
+        q.consume_out(&mut pool, 3);
+        assert!(q.0.is_none(), "an emptied pair goes back to the pool");
         assert_eq!(pool.spare.len(), 1);
-        q.push(&mut pool, b"x");
-        assert_eq!(pool.spare.len(), 0);
+        q.push_out(&mut pool, b"x");
+        assert_eq!(pool.spare.len(), 0, "the pooled pair is reused");
     }
 
     #[test]
-    fn restore_puts_later_bytes_after_taken_ones() {
+    fn pair_stays_while_input_is_pending() {
         let mut pool = BufPool::default();
-        let mut q = ByteQueue::default();
-        q.push(&mut pool, b"first ");
-        let taken = q.take();
-        q.push(&mut pool, b"second");
-        q.restore(&mut pool, taken);
-        assert_eq!(q.bytes(), b"first second");
+        let mut q = Queues::default();
+        q.push_input(&mut pool, b"partial");
+        q.push_out(&mut pool, b"reply");
+        q.consume_out(&mut pool, 5);
+        assert!(q.0.is_some());
+        let mut taken = q.take_input();
+        assert_eq!(taken.bytes(), b"partial");
+        taken.consume(3);
+        q.restore_input(&mut pool, taken);
+        assert_eq!(q.take_input().bytes(), b"tial");
+    }
+
+    #[test]
+    fn oversized_buffers_are_not_pooled_warm() {
+        let mut pool = BufPool::default();
+        let mut q = Queues::default();
+        q.push_out(&mut pool, &vec![0u8; POOL_MAX_CAPACITY * 2]);
+        q.consume_out(&mut pool, POOL_MAX_CAPACITY * 2);
+        assert!(pool.spare[0].out.data.capacity() <= POOL_MAX_CAPACITY);
     }
 }

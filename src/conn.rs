@@ -19,7 +19,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::buf::ByteQueue;
+use crate::buf::Queues;
 use crate::core::{gone, Core, Entry, Slot, TimerAction};
 use crate::handler::{CloseReason, Context, Handler};
 use crate::id::ConnId;
@@ -80,11 +80,11 @@ pub(crate) struct Conn {
     handler: Option<Box<dyn Handler>>,
     state: State,
     flags: u8,
-    /// Unconsumed input; empty (and holding no buffer) unless a partial message is pending.
-    input: ByteQueue,
-    /// Unsent output; empty (and holding no buffer) unless the socket could not take it all.
-    out: ByteQueue,
-    reason: Option<CloseReason>,
+    /// Unconsumed input and unsent output; holds no memory while both are empty.
+    bufs: Queues,
+    /// Why it closed; boxed because it is needed once, at the end, and an idle connection
+    /// should not pay 16 bytes for it.
+    reason: Option<Box<CloseReason>>,
     /// Coarse loop time (ms) of the last read or write: idle and linger checks compare against
     /// it, so activity costs one store.
     last_active: u64,
@@ -104,8 +104,7 @@ impl Conn {
             handler: Some(handler),
             state,
             flags: 0,
-            input: ByteQueue::default(),
-            out: ByteQueue::default(),
+            bufs: Queues::default(),
             reason: None,
             last_active: now_ms,
             idle_ms: 0,
@@ -140,16 +139,16 @@ impl Conn {
 
     /// Everything was sent, our FIN too; only the peer's FIN is awaited.
     pub(crate) fn is_lingering(&self) -> bool {
-        self.state == State::Closing && self.flags & WR_SHUT != 0 && self.out.is_empty()
+        self.state == State::Closing && self.flags & WR_SHUT != 0 && self.bufs.out_is_empty()
     }
 
     /// Replaces the recorded close reason (a forced close that should say why it happened).
     pub(crate) fn override_reason(&mut self, reason: CloseReason) {
-        self.reason = Some(reason);
+        self.reason = Some(Box::new(reason));
     }
 
     pub(crate) fn queued(&self) -> usize {
-        self.out.len()
+        self.bufs.out_len()
     }
 
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
@@ -184,18 +183,16 @@ impl Conn {
         }
         self.state = State::Closed;
         if self.reason.is_none() {
-            self.reason = Some(reason);
+            self.reason = Some(Box::new(reason));
         }
         true
     }
 
     /// Takes what `on_close` needs, dropping the socket (the fd is closed, which also removes it
     /// from epoll: no `epoll_ctl(DEL)` system call is spent per close).
-    pub(crate) fn into_parts(
-        self,
-    ) -> (Option<Box<dyn Handler>>, CloseReason, ByteQueue, ByteQueue) {
-        let reason = self.reason.unwrap_or(CloseReason::Local);
-        (self.handler, reason, self.input, self.out)
+    pub(crate) fn into_parts(self) -> (Option<Box<dyn Handler>>, CloseReason, Queues) {
+        let reason = self.reason.map_or(CloseReason::Local, |r| *r);
+        (self.handler, reason, self.bufs)
     }
 }
 
@@ -260,7 +257,7 @@ impl Core {
                         return self.close_with(id, CloseReason::Error(e));
                     }
                 }
-                if ready.writable && !conn.out.is_empty() {
+                if ready.writable && !conn.bufs.out_is_empty() {
                     self.flush(id);
                 }
             }
@@ -326,7 +323,7 @@ impl Core {
         let Some(conn) = conn_in(slots, id) else {
             return;
         };
-        if conn.input.is_empty() {
+        if conn.bufs.input_is_empty() {
             // Common case: parse straight from the shared read buffer, copy only a leftover.
             let mut input = Input::new(data);
             self.call(id, |h, cx| h.on_data(cx, &mut input));
@@ -334,20 +331,19 @@ impl Core {
             if !rest.is_empty() {
                 let (slots, pool) = self.split_pool();
                 if let Some(conn) = conn_in(slots, id) {
-                    conn.input.push(pool, rest);
+                    conn.bufs.push_input(pool, rest);
                 }
             }
         } else {
-            conn.input.push(pool, data);
-            let mut pending = conn.input.take();
+            conn.bufs.push_input(pool, data);
+            let mut pending = conn.bufs.take_input();
             let mut input = Input::new(pending.bytes());
             self.call(id, |h, cx| h.on_data(cx, &mut input));
             let used = input.consumed();
-            pending.consume(&mut self.pool, used);
+            pending.consume(used);
             let (slots, pool) = self.split_pool();
-            match conn_in(slots, id) {
-                Some(conn) => conn.input.restore(pool, pending),
-                None => pending.release(pool),
+            if let Some(conn) = conn_in(slots, id) {
+                conn.bufs.restore_input(pool, pending);
             }
         }
         self.flush(id);
@@ -391,10 +387,10 @@ impl Core {
             }
             let mut written = 0u64;
             let outcome = loop {
-                if conn.out.is_empty() {
+                if conn.bufs.out_is_empty() {
                     break Ok(());
                 }
-                match conn.stream.write(conn.out.bytes()) {
+                match conn.stream.write(conn.bufs.out_bytes()) {
                     Ok(0) => {
                         break Err(io::Error::new(
                             io::ErrorKind::WriteZero,
@@ -402,7 +398,7 @@ impl Core {
                         ));
                     }
                     Ok(n) => {
-                        conn.out.consume(pool, n);
+                        conn.bufs.consume_out(pool, n);
                         written += n as u64;
                     }
                     // Kernel buffer full: WRITABLE will tell us when to go on.
@@ -428,14 +424,14 @@ impl Core {
                 (Ok(()), Some(conn)) => conn,
                 (Ok(()), None) => return,
             };
-            if !conn.out.is_empty() {
+            if !conn.bufs.out_is_empty() {
                 return; // blocked; WRITABLE resumes
             }
             if conn.flags & BLOCKED != 0 {
                 conn.flags &= !BLOCKED;
                 self.call(id, |h, cx| h.on_drained(cx));
                 // on_drained may have queued more; send it before deciding anything else.
-                if self.conn(id).is_some_and(|c| !c.out.is_empty()) {
+                if self.conn(id).is_some_and(|c| !c.bufs.out_is_empty()) {
                     continue;
                 }
             }
@@ -482,7 +478,7 @@ impl Core {
                 "connection no longer sends",
             ));
         }
-        conn.out.push(pool, data);
+        conn.bufs.push_out(pool, data);
         if !own {
             self.mark_dirty(id);
         }
@@ -550,7 +546,7 @@ impl Core {
         let Some(conn) = self.conn(id).filter(|c| c.state == State::Closing) else {
             return;
         };
-        let (last, unsent) = (conn.last_active, conn.out.len());
+        let (last, unsent) = (conn.last_active, conn.bufs.out_len());
         let quiet = now_ms.saturating_sub(last);
         let limit = if self.shutdown.is_some() && conn.is_lingering() {
             SHUTDOWN_LINGER
@@ -578,7 +574,7 @@ impl Core {
         let (slots, pool) = self.split_pool();
         if let Some(conn) = conn_in(slots, id) {
             if conn.mark_closed(reason) {
-                conn.out.release(pool);
+                conn.bufs.clear_out(pool);
                 self.closing.push(id.key());
             }
         }

@@ -287,7 +287,7 @@ impl Core {
         };
         vacant.insert(Slot {
             gen,
-            entry: Entry::Listener(listener),
+            entry: Entry::Listener(Box::new(listener)),
         });
         // Connections may have queued between listen() and register(): look once.
         self.ready.push_back(id.token());

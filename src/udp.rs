@@ -347,7 +347,7 @@ impl Reactor {
         };
         vacant.insert(Slot {
             gen,
-            entry: Entry::Udp(entry),
+            entry: Entry::Udp(Box::new(entry)),
         });
         log::debug!("{id:?}: bound to {local}");
         Ok((id, local))
