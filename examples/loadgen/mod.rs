@@ -44,21 +44,25 @@
 #![allow(dead_code)]
 
 mod bound;
+mod progress;
+mod report;
 mod track;
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressStyle};
 use sockloop::Reactor;
 
 use bound::Bound;
-#[allow(unused_imports)] // for tests that check bytes themselves
+// Not every includer uses every item, and an unused re-export in a module warns.
+#[allow(unused_imports)]
+pub use progress::{Progress, ProgressBars};
+#[allow(unused_imports)]
+pub use report::{fmt_ns, LoadReport};
+#[allow(unused_imports)]
 pub use track::{byte_at, fill, first_mismatch, Stage};
 use track::{Client, Ended, Run, Status};
 
@@ -138,245 +142,6 @@ pub enum Phase {
     Measuring,
     /// The measured window is over; in-flight echoes are drained and everything is closed next.
     Done,
-}
-
-/// A snapshot for progress display, reported about every 100 ms.
-#[derive(Clone, Debug)]
-pub struct Progress {
-    pub stage: Stage,
-    /// Connections asked for, active and idle.
-    pub total: usize,
-    pub established: usize,
-    pub failed: usize,
-    /// Round trips completed since the warmup started.
-    pub round_trips: u64,
-    /// Round trips recorded in the measured window.
-    pub measured: u64,
-    pub limit: Option<u64>,
-    pub stage_elapsed: Duration,
-    /// Planned length of the stage, if it is timed.
-    pub stage_length: Option<Duration>,
-}
-
-/// What a run measured and what went wrong.
-#[derive(Clone, Debug)]
-pub struct LoadReport {
-    /// Connections asked for (active + idle).
-    pub requested: usize,
-    pub established: usize,
-    pub failed: usize,
-    /// Round trips completed and verified in the measured window.
-    pub messages: u64,
-    /// Echoed bytes verified in the measured window (one direction).
-    pub bytes: u64,
-    /// Length of the measured window.
-    pub elapsed: Duration,
-    /// Round-trip latency in nanoseconds, measured window only.
-    pub latency: Histogram<u64>,
-    /// The first few problems in words (lost/reordered/corrupted bytes, failed connects, resets).
-    pub errors: Vec<String>,
-    /// Connections that saw a wrong byte, or an EOF or reset with bytes in flight.
-    pub corrupted: u64,
-    /// Connections the server closed or reset before we closed them.
-    pub dropped: usize,
-    /// Bytes sent but never echoed by the end of the drain.
-    pub lost_bytes: u64,
-}
-
-impl LoadReport {
-    /// Every connection was established, and every echoed byte was right and came back.
-    pub fn ok(&self) -> bool {
-        self.established == self.requested
-            && self.failed == 0
-            && self.corrupted == 0
-            && self.dropped == 0
-            && self.lost_bytes == 0
-            && self.errors.is_empty()
-    }
-
-    pub fn msgs_per_sec(&self) -> f64 {
-        per_sec(self.messages as f64, self.elapsed)
-    }
-
-    /// Echoed payload, one direction, in 10^6 bytes per second.
-    pub fn mb_per_sec(&self) -> f64 {
-        per_sec(self.bytes as f64 / 1e6, self.elapsed)
-    }
-
-    /// Latency at quantile `q` (0..=1), in nanoseconds.
-    pub fn latency_at(&self, q: f64) -> u64 {
-        self.latency.value_at_quantile(q)
-    }
-
-    /// A few human-readable lines: connections, rates, latency, verification.
-    pub fn summary(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "connections: {} established, {} failed (of {})",
-            self.established, self.failed, self.requested
-        );
-        let _ = writeln!(
-            s,
-            "throughput:  {} round trips in {:.2} s = {:.0} msg/s, {:.2} MB/s echoed",
-            self.messages,
-            self.elapsed.as_secs_f64(),
-            self.msgs_per_sec(),
-            self.mb_per_sec()
-        );
-        let _ = writeln!(
-            s,
-            "latency:     p50 {}  p99 {}  p99.9 {}  max {}",
-            fmt_ns(self.latency_at(0.5)),
-            fmt_ns(self.latency_at(0.99)),
-            fmt_ns(self.latency_at(0.999)),
-            fmt_ns(self.latency.max())
-        );
-        if self.corrupted == 0 && self.dropped == 0 && self.lost_bytes == 0 {
-            let _ = writeln!(s, "verified:    every echoed byte, in order");
-        } else {
-            let _ = writeln!(
-                s,
-                "FAILED:      {} connections corrupted, {} dropped by the server, {} bytes lost",
-                self.corrupted, self.dropped, self.lost_bytes
-            );
-        }
-        for e in &self.errors {
-            let _ = writeln!(s, "  problem: {e}");
-        }
-        s
-    }
-
-    /// Adds another process's report (for runs split over several client processes). The
-    /// histograms merge exactly; the window is the longest of the two.
-    pub fn merge(&mut self, other: &LoadReport) {
-        self.requested += other.requested;
-        self.established += other.established;
-        self.failed += other.failed;
-        self.messages += other.messages;
-        self.bytes += other.bytes;
-        self.elapsed = self.elapsed.max(other.elapsed);
-        self.latency
-            .add(&other.latency)
-            .expect("histograms with the same bounds");
-        self.errors.extend(other.errors.iter().cloned());
-        self.corrupted += other.corrupted;
-        self.dropped += other.dropped;
-        self.lost_bytes += other.lost_bytes;
-    }
-
-    /// The report as text lines, for a parent process to read back with
-    /// [`from_lines`](Self::from_lines). The histogram is written as `value:count` pairs, one
-    /// per recorded bucket, which rebuilds it exactly.
-    pub fn to_lines(&self) -> String {
-        let mut s = format!(
-            "report {} {} {} {} {} {} {} {} {}\nlatency",
-            self.requested,
-            self.established,
-            self.failed,
-            self.messages,
-            self.bytes,
-            self.elapsed.as_nanos(),
-            self.corrupted,
-            self.dropped,
-            self.lost_bytes
-        );
-        for v in self.latency.iter_recorded() {
-            let _ = write!(s, " {}:{}", v.value_iterated_to(), v.count_at_value());
-        }
-        for e in &self.errors {
-            let _ = write!(s, "\nerror {}", e.replace('\n', " "));
-        }
-        s.push_str("\nend\n");
-        s
-    }
-
-    /// Parses what [`to_lines`](Self::to_lines) wrote (other lines are ignored).
-    pub fn from_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<LoadReport, String> {
-        let mut report = LoadReport::empty();
-        let mut seen = false;
-        for line in lines {
-            let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
-            match kind {
-                "report" => {
-                    let n: Vec<u128> = rest
-                        .split_whitespace()
-                        .map(|x| {
-                            x.parse()
-                                .map_err(|e| format!("bad report line {line:?}: {e}"))
-                        })
-                        .collect::<Result<_, _>>()?;
-                    if n.len() != 9 {
-                        return Err(format!("bad report line {line:?}"));
-                    }
-                    report.requested = n[0] as usize;
-                    report.established = n[1] as usize;
-                    report.failed = n[2] as usize;
-                    report.messages = n[3] as u64;
-                    report.bytes = n[4] as u64;
-                    report.elapsed = Duration::from_nanos(n[5] as u64);
-                    report.corrupted = n[6] as u64;
-                    report.dropped = n[7] as usize;
-                    report.lost_bytes = n[8] as u64;
-                    seen = true;
-                }
-                "latency" => {
-                    for pair in rest.split_whitespace() {
-                        let parsed = pair
-                            .split_once(':')
-                            .and_then(|(v, c)| Some((v.parse().ok()?, c.parse().ok()?)));
-                        let (value, count) =
-                            parsed.ok_or_else(|| format!("bad latency pair {pair:?}"))?;
-                        report.latency.saturating_record_n(value, count);
-                    }
-                }
-                "error" => report.errors.push(rest.to_string()),
-                _ => {}
-            }
-        }
-        if seen {
-            Ok(report)
-        } else {
-            Err("no report line".to_string())
-        }
-    }
-
-    /// A report of nothing, to merge others into.
-    pub fn empty() -> LoadReport {
-        LoadReport {
-            requested: 0,
-            established: 0,
-            failed: 0,
-            messages: 0,
-            bytes: 0,
-            elapsed: Duration::ZERO,
-            latency: Run::new(0, 0, 1, 1, None).hist,
-            errors: Vec::new(),
-            corrupted: 0,
-            dropped: 0,
-            lost_bytes: 0,
-        }
-    }
-}
-
-fn per_sec(amount: f64, elapsed: Duration) -> f64 {
-    let secs = elapsed.as_secs_f64();
-    if secs > 0.0 {
-        amount / secs
-    } else {
-        0.0
-    }
-}
-
-/// Nanoseconds in the unit that reads best: `850 ns`, `12.3 µs`, `4.56 ms`, `1.20 s`.
-pub fn fmt_ns(ns: u64) -> String {
-    let ns = ns as f64;
-    match ns {
-        n if n < 1e3 => format!("{n:.0} ns"),
-        n if n < 1e6 => format!("{:.1} µs", n / 1e3),
-        n if n < 1e9 => format!("{:.2} ms", n / 1e6),
-        n => format!("{:.2} s", n / 1e9),
-    }
 }
 
 /// Runs the load; `on_phase` is called on the calling thread at each phase boundary (benches
@@ -705,103 +470,6 @@ impl<'a> Driver<'a> {
             corrupted: run.corrupted,
             dropped: run.dropped,
             lost_bytes: run.lost_bytes,
-        }
-    }
-}
-
-/// indicatif bars for [`Progress`] snapshots: a bar while connecting, one while warming up and
-/// measuring, a spinner while draining and closing. Drawn on stderr, hidden when it is not a
-/// terminal.
-pub struct ProgressBars {
-    bar: Option<ProgressBar>,
-    stage: Option<Stage>,
-    last: (Instant, u64),
-}
-
-impl Default for ProgressBars {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ProgressBars {
-    pub fn new() -> Self {
-        ProgressBars {
-            bar: None,
-            stage: None,
-            last: (Instant::now(), 0),
-        }
-    }
-
-    pub fn update(&mut self, p: &Progress) {
-        if self.stage != Some(p.stage) {
-            self.start(p);
-        }
-        let Some(bar) = &self.bar else { return };
-        match p.stage {
-            Stage::Connecting => {
-                bar.set_position((p.established + p.failed) as u64);
-                if p.failed > 0 {
-                    bar.set_message(format!("{} failed", p.failed));
-                }
-            }
-            Stage::Warmup | Stage::Measuring => {
-                match (p.stage, p.limit) {
-                    (Stage::Measuring, Some(_)) => bar.set_position(p.measured),
-                    _ => bar.set_position(p.stage_elapsed.as_millis() as u64),
-                }
-                let (at, before) = self.last;
-                let rate = per_sec(p.round_trips.saturating_sub(before) as f64, at.elapsed());
-                self.last = (Instant::now(), p.round_trips);
-                bar.set_message(format!("{} round trips, {rate:.0}/s", p.round_trips));
-            }
-            Stage::Draining | Stage::Closing => bar.tick(),
-        }
-    }
-
-    fn start(&mut self, p: &Progress) {
-        self.finish();
-        self.stage = Some(p.stage);
-        let (len, template, prefix) = match (p.stage, p.limit, p.stage_length) {
-            (Stage::Connecting, ..) => (
-                p.total as u64,
-                "{prefix:>10} [{bar:40}] {pos}/{len} {per_sec:>10} {msg}",
-                "connecting",
-            ),
-            (Stage::Measuring, Some(limit), _) => (
-                limit,
-                "{prefix:>10} [{bar:40}] {elapsed:>4} {msg}",
-                "measuring",
-            ),
-            (Stage::Warmup | Stage::Measuring, _, Some(len)) => (
-                len.as_millis() as u64,
-                "{prefix:>10} [{bar:40}] {elapsed:>4} {msg}",
-                if p.stage == Stage::Warmup {
-                    "warmup"
-                } else {
-                    "measuring"
-                },
-            ),
-            (Stage::Draining, ..) => (0, "{prefix:>10} {spinner} {elapsed}", "draining"),
-            _ => (0, "{prefix:>10} {spinner} {elapsed}", "closing"),
-        };
-        let bar = ProgressBar::new(len);
-        if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_prefix(prefix);
-        self.last = (Instant::now(), p.round_trips);
-        self.bar = Some(bar);
-    }
-
-    /// Leaves the current bar as it stands.
-    pub fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            if bar.length() == Some(0) {
-                bar.finish_and_clear();
-            } else {
-                bar.finish();
-            }
         }
     }
 }
