@@ -454,10 +454,7 @@ impl<'a> Driver<'a> {
 
     fn report(&self) -> LoadReport {
         let run = self.run.borrow();
-        let mut errors = run.errors.clone();
-        if run.errors_untold > 0 {
-            errors.push(format!("... and {} more problems", run.errors_untold));
-        }
+        let errors = run.problems();
         LoadReport {
             requested: run.conns.len(),
             established: run.established,

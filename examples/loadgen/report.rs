@@ -82,14 +82,16 @@ impl LoadReport {
             fmt_ns(self.latency_at(0.999)),
             fmt_ns(self.latency.max())
         );
-        if self.corrupted == 0 && self.dropped == 0 && self.lost_bytes == 0 {
-            let _ = writeln!(s, "verified:    every echoed byte, in order");
-        } else {
+        if self.corrupted != 0 || self.dropped != 0 || self.lost_bytes != 0 {
             let _ = writeln!(
                 s,
                 "FAILED:      {} connections corrupted, {} dropped by the server, {} bytes lost",
                 self.corrupted, self.dropped, self.lost_bytes
             );
+        } else if self.established == 0 {
+            let _ = writeln!(s, "verified:    nothing (no connection was established)");
+        } else {
+            let _ = writeln!(s, "verified:    every echoed byte, in order");
         }
         for e in &self.errors {
             let _ = writeln!(s, "  problem: {e}");

@@ -112,8 +112,10 @@ pub(super) struct Run {
     pub(super) hist: Histogram<u64>,
     pub(super) measure_start: Option<Instant>,
     pub(super) measure_end: Option<Instant>,
-    pub(super) errors: Vec<String>,
-    pub(super) errors_untold: u64,
+    /// Problems by kind: the first message of each kind, and how many more were like it.
+    errors: Vec<(String, String, u64)>,
+    /// Problems of kinds beyond the first `MAX_ERRORS`.
+    errors_untold: u64,
     /// Reused output buffer for the messages a callback sends.
     pub(super) scratch: Vec<u8>,
     /// Open connections of the foreign-source fallback (they are not in `connection_count`).
@@ -166,13 +168,37 @@ impl Run {
         self.base.elapsed().as_nanos() as u64
     }
 
-    /// Records a problem in words (the first few) and in number (all).
+    /// Records a problem. Problems that differ only in their numbers (connection, byte
+    /// position, count) are one kind, told once with a count, so that 10,000 refused connects
+    /// make one line.
     pub(super) fn note(&mut self, message: String) {
-        if self.errors.len() < MAX_ERRORS {
-            self.errors.push(message);
+        let kind: String = message.chars().filter(|c| !c.is_ascii_digit()).collect();
+        if let Some(seen) = self.errors.iter_mut().find(|(k, ..)| *k == kind) {
+            seen.2 += 1;
+        } else if self.errors.len() < MAX_ERRORS {
+            self.errors.push((kind, message, 0));
         } else {
             self.errors_untold += 1;
         }
+    }
+
+    /// The problems in words, for the report.
+    pub(super) fn problems(&self) -> Vec<String> {
+        let mut told: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(_, first, more)| match more {
+                0 => first.clone(),
+                n => format!("{first} (and {n} more like it)"),
+            })
+            .collect();
+        if self.errors_untold > 0 {
+            told.push(format!(
+                "... and {} problems of other kinds",
+                self.errors_untold
+            ));
+        }
+        told
     }
 
     fn sending(&self) -> bool {
