@@ -1,0 +1,636 @@
+//! C10K: ten thousand concurrent connections to a sockloop echo server, every byte verified.
+//!
+//! ```text
+//! cargo run --release --example c10k                        # the demo: server + 10,000 clients
+//! cargo run --release --example c10k -- -c 1000 -d 4 -s 1024 --duration 10
+//! cargo run --release --example c10k -- --addr 127.0.0.1:7878   # any external echo server
+//! cargo run --release --example c10k -- -c 35000 --src-ips 127.0.0.2-127.0.0.40 \
+//!     --procs 2 --server-procs 2                            # past one port range and one fd limit
+//! ```
+//!
+//! With no arguments it raises its open-files limit to the hard limit, starts a sockloop echo
+//! server in a separate process (this binary again, with a hidden `--serve` flag), opens 10,000
+//! connections from one client reactor (`examples/loadgen`), keeps one 64-byte message in
+//! flight on each for a second of warmup and five measured seconds, and prints connections,
+//! messages/s, MB/s, latency percentiles and the server's memory per connection. It exits
+//! non-zero if any connection failed or any byte was lost, reordered or corrupted.
+//!
+//! Two limits decide how many connections fit, and the tool states both before trying: file
+//! descriptors (one per socket, per process: `--procs` and `--server-procs` spread them over
+//! processes) and ephemeral ports (one source address reaches one server address from the
+//! ~28,000 ports of `ip_local_port_range`: `--src-ips` adds source addresses; all of 127/8 is
+//! loopback).
+//!
+//! With `--procs P`, P worker processes (this binary with a hidden `--worker` flag) each run a
+//! share of the connections. They report progress and results as text lines on stdout, and all
+//! wait after connecting until the parent says `go`, so that their measured windows coincide and
+//! the server's memory is sampled with every connection up. Latency histograms are merged
+//! exactly.
+
+mod loadgen;
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use loadgen::{LoadConfig, LoadReport, Phase, Progress, ProgressBars, Stage};
+use sockloop::{Context, Handler, Input, ListenOptions, ReactorPool};
+
+/// Descriptors a process keeps for itself (epoll, stdio, pipes, listeners, ...).
+const FD_MARGIN: u64 = 100;
+/// How long a server gets to finish its connections once told to stop.
+const SERVER_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "C10K: many concurrent echo connections, every byte verified",
+    after_help = "With no --addr, a sockloop echo server is started in a separate process."
+)]
+struct Args {
+    /// Target an external echo server instead of starting one.
+    #[arg(long, value_name = "HOST:PORT")]
+    addr: Option<SocketAddr>,
+    /// Active connections (each keeps --depth messages in flight).
+    #[arg(short = 'c', long, default_value_t = 10_000)]
+    connections: usize,
+    /// Extra connections that connect and then stay silent.
+    #[arg(long, default_value_t = 0)]
+    idle: usize,
+    /// Messages in flight per active connection.
+    #[arg(short, long, default_value_t = 1)]
+    depth: usize,
+    /// Bytes per message.
+    #[arg(short, long, default_value_t = 64)]
+    size: usize,
+    /// Measured window in seconds (default 5, or unlimited up to 60 s with --messages).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// End the measured window after this many round trips in total.
+    #[arg(long, value_name = "N")]
+    messages: Option<u64>,
+    /// Seconds of load before measuring.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    warmup: f64,
+    /// Limit for the whole connect phase, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    connect_timeout: f64,
+    /// Source addresses for client sockets: ranges and comma lists, e.g. 127.0.0.2-127.0.0.40.
+    #[arg(long, value_name = "IPS", value_parser = parse_ips)]
+    src_ips: Option<IpList>,
+    /// Client processes to split the connections over.
+    #[arg(long, default_value_t = 1)]
+    procs: usize,
+    /// Server processes to start (sharing the port with SO_REUSEPORT).
+    #[arg(long, default_value_t = 1)]
+    server_procs: usize,
+    /// Reactor threads per server process (ReactorPool, SO_REUSEPORT).
+    #[arg(long, default_value_t = 1)]
+    server_threads: usize,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+    /// Internal: run an echo server on ADDR, print "listening ADDR", serve until stdin closes.
+    #[arg(long, hide = true, value_name = "ADDR")]
+    serve: Option<SocketAddr>,
+    /// Internal: bind the served port with SO_REUSEPORT.
+    #[arg(long, hide = true)]
+    reuse_port: bool,
+    /// Internal: run as client worker process number N, talking to the parent on stdio.
+    #[arg(long, hide = true, value_name = "N")]
+    worker: Option<usize>,
+}
+
+/// Source addresses from `--src-ips`.
+#[derive(Clone, Debug)]
+struct IpList(Vec<IpAddr>);
+
+/// Parses `a.b.c.d-a.b.c.e` ranges (IPv4) and single addresses, separated by commas.
+fn parse_ips(text: &str) -> Result<IpList, String> {
+    let mut ips = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((first, last)) = part.split_once('-') else {
+            ips.push(part.parse().map_err(|e| format!("{part:?}: {e}"))?);
+            continue;
+        };
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<Ipv4Addr>()
+                .map_err(|e| format!("{s:?}: {e}"))
+        };
+        let (first, last) = (u32::from(parse(first)?), u32::from(parse(last)?));
+        if last < first || last - first >= 65_536 {
+            return Err(format!("{part:?}: not a range of at most 65,536 addresses"));
+        }
+        ips.extend((first..=last).map(|ip| IpAddr::V4(ip.into())));
+    }
+    if ips.is_empty() {
+        return Err("no addresses".to_string());
+    }
+    Ok(IpList(ips))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = if let Some(addr) = args.serve {
+        serve(addr, args.server_threads, args.reuse_port).map(|()| true)
+    } else if let Some(index) = args.worker {
+        worker(&args, index).map(|()| true)
+    } else {
+        demo(&args)
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("c10k: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The load as configured on the command line, for `share` of `of` client processes.
+fn load_config(args: &Args, addr: SocketAddr, share: usize, of: usize) -> LoadConfig {
+    let split = |n: usize| n / of + usize::from(share < n % of);
+    let secs = Duration::from_secs_f64;
+    LoadConfig {
+        addr,
+        connections: split(args.connections),
+        idle_connections: split(args.idle),
+        depth: args.depth,
+        size: args.size,
+        warmup: secs(args.warmup),
+        duration: match (args.duration, args.messages) {
+            (Some(d), _) => Some(secs(d)),
+            (None, Some(_)) => None,
+            (None, None) => Some(Duration::from_secs(5)),
+        },
+        messages: args.messages.map(|m| split(m as usize) as u64),
+        src_ips: args.src_ips.clone().map(|l| l.0).unwrap_or_default(),
+        connect_timeout: secs(args.connect_timeout),
+        progress: !args.quiet && of == 1,
+        ..LoadConfig::default()
+    }
+}
+
+/// The whole demo: check the limits, start the server, run the clients, report.
+fn demo(args: &Args) -> Result<bool, String> {
+    let started = Instant::now();
+    if args.procs == 0 || args.server_procs == 0 || args.server_threads == 0 {
+        return Err("--procs, --server-procs and --server-threads must be at least 1".into());
+    }
+    // Every socket is a descriptor; the soft limit may be raised up to the hard one.
+    let fds = rlimit::increase_nofile_limit(u64::MAX)
+        .map_err(|e| format!("cannot raise the open-files limit: {e}"))?;
+    check_limits(args, fds)?;
+
+    let mut servers = Vec::new();
+    let addr = match args.addr {
+        Some(addr) => addr,
+        None => start_servers(args, &mut servers)?,
+    };
+    let result = run_clients(args, addr, &servers);
+    let stopped = stop_servers(servers);
+    let (report, rss) = result?;
+    stopped?;
+
+    print_summary(args, addr, &report, rss, started.elapsed());
+    Ok(report.ok())
+}
+
+/// States what the open-files limit and the port range allow, and refuses what cannot work.
+fn check_limits(args: &Args, fds: u64) -> Result<(), String> {
+    let total = args.connections + args.idle;
+    let per_proc = fds.saturating_sub(FD_MARGIN) as usize;
+    let per_client = total.div_ceil(args.procs);
+    let (low, high) = port_range();
+    let ports = (high - low + 1) as usize;
+    let sources = args.src_ips.as_ref().map_or(1, |l| l.0.len());
+    let per_source = total.div_ceil(sources);
+    eprintln!(
+        "c10k: {total} connections from {} client process(es): {per_client} each; \
+         the open-files limit ({fds}) allows about {per_proc} per process; \
+         ports {low}-{high} allow {ports} per source address, {sources} source address(es) \
+         → {per_source} each",
+        args.procs
+    );
+    let mut problems = Vec::new();
+    if per_client > per_proc {
+        problems.push(format!(
+            "{per_client} connections per client process exceed the open-files limit \
+             (about {per_proc} per process): use --procs {} or more",
+            total.div_ceil(per_proc)
+        ));
+    }
+    if args.addr.is_none() {
+        // SO_REUSEPORT spreads connections by hash, so allow a few percent of imbalance.
+        let per_server = total.div_ceil(args.server_procs) * 103 / 100;
+        if per_server > per_proc {
+            problems.push(format!(
+                "about {per_server} connections per server process exceed the open-files \
+                 limit (about {per_proc} per process): use --server-procs {} or more",
+                (total * 103 / 100).div_ceil(per_proc)
+            ));
+        }
+    }
+    if per_source > ports {
+        problems.push(format!(
+            "{per_source} connections per source address exceed the {ports} ephemeral ports: \
+             use --src-ips with at least {} addresses, e.g. --src-ips 127.0.0.2-127.0.0.{}",
+            total.div_ceil(ports),
+            1 + total.div_ceil(ports)
+        ));
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(problems.join("\n      ")),
+    }
+}
+
+/// The kernel's ephemeral port range (the default if it cannot be read).
+fn port_range() -> (u32, u32) {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
+    let parsed = text.ok().and_then(|t| {
+        let mut it = t.split_whitespace().map(|n| n.parse().ok());
+        Some((it.next()??, it.next()??))
+    });
+    parsed.unwrap_or((32768, 60999))
+}
+
+/// A server process, stopped by closing its stdin.
+struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+/// Starts `--server-procs` server processes on one port; returns its address.
+fn start_servers(args: &Args, servers: &mut Vec<Server>) -> Result<SocketAddr, String> {
+    let reuse = args.server_procs > 1 || args.server_threads > 1;
+    let mut addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    for _ in 0..args.server_procs {
+        let mut cmd = Command::new(self_exe()?);
+        cmd.arg("--serve")
+            .arg(addr.to_string())
+            .arg("--server-threads")
+            .arg(args.server_threads.to_string());
+        if reuse {
+            cmd.arg("--reuse-port");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the server: {e}"))?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let stdin = child.stdin.take();
+        servers.push(Server { child, stdin });
+        addr = line
+            .strip_prefix("listening ")
+            .and_then(|a| a.trim().parse().ok())
+            .ok_or_else(|| format!("the server did not start (it said {line:?})"))?;
+    }
+    Ok(addr)
+}
+
+fn stop_servers(servers: Vec<Server>) -> Result<(), String> {
+    for mut server in servers {
+        drop(server.stdin.take()); // EOF: shut down gracefully
+        let deadline = Instant::now() + SERVER_GRACE + Duration::from_secs(2);
+        loop {
+            match server.child.try_wait() {
+                Ok(Some(status)) if status.success() => break,
+                Ok(Some(status)) => return Err(format!("the server exited with {status}")),
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    let _ = server.child.kill();
+                    let _ = server.child.wait();
+                    return Err("the server did not stop in time; killed".into());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn self_exe() -> Result<std::path::PathBuf, String> {
+    std::env::current_exe().map_err(|e| format!("cannot find this program's path: {e}"))
+}
+
+/// Resident memory of a process, in bytes (`VmRSS` of /proc/PID/status).
+fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Total resident memory of the started servers (`None` for an external server).
+fn servers_rss(servers: &[Server]) -> Option<u64> {
+    if servers.is_empty() {
+        return None;
+    }
+    servers.iter().map(|s| rss(s.child.id())).sum()
+}
+
+/// Server memory before connecting and with every connection up.
+type RssPair = Option<(u64, u64)>;
+
+/// Runs the clients in this process, or in `--procs` workers, and samples the server's memory
+/// before connecting and once every connection is up.
+fn run_clients(
+    args: &Args,
+    addr: SocketAddr,
+    servers: &[Server],
+) -> Result<(LoadReport, RssPair), String> {
+    let before = servers_rss(servers);
+    let mut after = None;
+    let report = if args.procs == 1 {
+        let cfg = load_config(args, addr, 0, 1);
+        let mut on_phase = |phase| {
+            if phase == Phase::Connected {
+                after = servers_rss(servers);
+            }
+        };
+        loadgen::run_load(&cfg, &mut on_phase).map_err(|e| format!("load failed: {e}"))?
+    } else {
+        run_workers(args, addr, &mut || after = servers_rss(servers))?
+    };
+    Ok((report, before.zip(after)))
+}
+
+/// What a worker's stdout says, line by line.
+enum FromWorker {
+    Line(usize, String),
+    Gone(usize),
+}
+
+/// One client worker process and what it has said.
+struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    progress: Option<Progress>,
+    connected: bool,
+    report: Vec<String>,
+    gone: bool,
+}
+
+/// Runs `--procs` workers in lockstep: all connect, then (after `on_connected`) all load.
+fn run_workers(
+    args: &Args,
+    addr: SocketAddr,
+    on_connected: &mut dyn FnMut(),
+) -> Result<LoadReport, String> {
+    let (tx, rx) = mpsc::channel();
+    let mut workers = Vec::new();
+    for index in 0..args.procs {
+        let mut child = worker_command(args, addr, index)?
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start worker {index}: {e}"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let tx = tx.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(FromWorker::Line(index, line));
+            }
+            let _ = tx.send(FromWorker::Gone(index));
+        });
+        let stdin = child.stdin.take();
+        workers.push(Worker {
+            child,
+            stdin,
+            progress: None,
+            connected: false,
+            report: Vec::new(),
+            gone: false,
+        });
+    }
+    drop(tx);
+
+    // Every stage of every worker is bounded; this only catches a worker that hangs.
+    let cfg = load_config(args, addr, 0, 1);
+    let window = cfg.duration.unwrap_or(cfg.max_measure);
+    let limit = cfg.connect_timeout + cfg.warmup + window + cfg.drain_timeout + cfg.close_grace;
+    let deadline = Instant::now() + limit + Duration::from_secs(30);
+    let mut bars = (!args.quiet).then(ProgressBars::new);
+    let mut go_sent = false;
+    while workers.iter().any(|w| !w.gone) && Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(FromWorker::Line(i, line)) => take_line(&mut workers[i], line, &cfg),
+            Ok(FromWorker::Gone(i)) => workers[i].gone = true,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if !go_sent && workers.iter().all(|w| w.connected || w.gone) {
+            on_connected();
+            for w in &mut workers {
+                if let Some(stdin) = &mut w.stdin {
+                    let _ = stdin.write_all(b"go\n").and_then(|()| stdin.flush());
+                }
+            }
+            go_sent = true;
+        }
+        if let (Some(bars), Some(p)) = (&mut bars, total_progress(&workers)) {
+            bars.update(&p);
+        }
+    }
+    if let Some(bars) = &mut bars {
+        bars.finish();
+    }
+
+    let mut total = LoadReport::empty();
+    for (i, mut w) in workers.into_iter().enumerate() {
+        drop(w.stdin.take());
+        if !w.gone {
+            let _ = w.child.kill();
+        }
+        let _ = w.child.wait();
+        let lines = w.report.iter().map(String::as_str);
+        match LoadReport::from_lines(lines) {
+            Ok(report) => total.merge(&report),
+            Err(e) => {
+                // A worker without a report lost all its connections.
+                let share = load_config(args, addr, i, args.procs);
+                let n = share.connections + share.idle_connections;
+                total.requested += n;
+                total.failed += n;
+                total
+                    .errors
+                    .push(format!("worker {i} ended without a report ({e})"));
+            }
+        }
+    }
+    Ok(total)
+}
+
+fn worker_command(args: &Args, addr: SocketAddr, index: usize) -> Result<Command, String> {
+    let share = load_config(args, addr, index, args.procs);
+    let mut cmd = Command::new(self_exe()?);
+    cmd.arg("--worker").arg(index.to_string());
+    cmd.arg("--addr").arg(addr.to_string());
+    cmd.arg("-c").arg(share.connections.to_string());
+    cmd.arg("--idle").arg(share.idle_connections.to_string());
+    cmd.arg("-d").arg(args.depth.to_string());
+    cmd.arg("-s").arg(args.size.to_string());
+    cmd.arg("--warmup").arg(args.warmup.to_string());
+    cmd.arg("--connect-timeout")
+        .arg(args.connect_timeout.to_string());
+    if let Some(d) = args.duration {
+        cmd.arg("--duration").arg(d.to_string());
+    }
+    if let Some(m) = share.messages {
+        cmd.arg("--messages").arg(m.to_string());
+    }
+    if !share.src_ips.is_empty() {
+        let ips: Vec<String> = share.src_ips.iter().map(IpAddr::to_string).collect();
+        cmd.arg("--src-ips").arg(ips.join(","));
+    }
+    Ok(cmd)
+}
+
+/// Interprets one line of a worker's stdout.
+fn take_line(w: &mut Worker, line: String, cfg: &LoadConfig) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["progress", stage, numbers @ ..] if numbers.len() == 5 => {
+            let n: Vec<u64> = numbers.iter().map(|x| x.parse().unwrap_or(0)).collect();
+            let stage = stage_from_name(stage);
+            w.progress = Some(Progress {
+                stage,
+                total: n[0] as usize,
+                established: n[1] as usize,
+                failed: n[2] as usize,
+                round_trips: n[3],
+                measured: n[4],
+                limit: cfg.messages,
+                stage_elapsed: Duration::ZERO,
+                stage_length: None,
+            });
+        }
+        ["connected"] => w.connected = true,
+        _ if line.starts_with("report ") || !w.report.is_empty() => w.report.push(line),
+        _ => {}
+    }
+}
+
+/// The workers' progress summed, in the stage of the slowest one.
+fn total_progress(workers: &[Worker]) -> Option<Progress> {
+    let all: Vec<&Progress> = workers.iter().filter_map(|w| w.progress.as_ref()).collect();
+    let mut total = (*all.first()?).clone();
+    total.stage = all.iter().map(|p| p.stage).min()?;
+    total.total = all.iter().map(|p| p.total).sum();
+    total.established = all.iter().map(|p| p.established).sum();
+    total.failed = all.iter().map(|p| p.failed).sum();
+    total.round_trips = all.iter().map(|p| p.round_trips).sum();
+    total.measured = all.iter().map(|p| p.measured).sum();
+    Some(total)
+}
+
+fn stage_from_name(name: &str) -> Stage {
+    match name {
+        "Warmup" => Stage::Warmup,
+        "Measuring" => Stage::Measuring,
+        "Draining" => Stage::Draining,
+        "Closing" => Stage::Closing,
+        _ => Stage::Connecting,
+    }
+}
+
+/// A client worker: runs its share, says `connected` and waits for `go`, reports on stdout.
+fn worker(args: &Args, index: usize) -> Result<(), String> {
+    let addr = args.addr.ok_or("a worker needs --addr")?;
+    rlimit::increase_nofile_limit(u64::MAX).map_err(|e| format!("worker {index}: {e}"))?;
+    let cfg = LoadConfig {
+        progress: false,
+        ..load_config(args, addr, 0, 1)
+    };
+    let mut on_phase = |phase| {
+        if phase == Phase::Connected {
+            println!("connected");
+            let _ = io::stdout().flush();
+            // The parent answers once every worker is connected; EOF means it gave up.
+            let mut go = String::new();
+            if io::stdin().read_line(&mut go).map_or(true, |n| n == 0) {
+                std::process::exit(3);
+            }
+        }
+    };
+    let mut on_progress = |p: &Progress| {
+        println!(
+            "progress {:?} {} {} {} {} {}",
+            p.stage, p.total, p.established, p.failed, p.round_trips, p.measured
+        );
+    };
+    let report = loadgen::run_load_with_progress(&cfg, &mut on_phase, &mut on_progress)
+        .map_err(|e| format!("worker {index}: load failed: {e}"))?;
+    print!("{}", report.to_lines());
+    io::stdout().flush().map_err(|e| e.to_string())
+}
+
+fn print_summary(args: &Args, addr: SocketAddr, report: &LoadReport, rss: RssPair, wall: Duration) {
+    let server = match args.addr {
+        Some(_) => "external echo server".to_string(),
+        None => format!(
+            "sockloop echo server, {} process(es) x {} reactor thread(s)",
+            args.server_procs, args.server_threads
+        ),
+    };
+    println!(
+        "c10k: {} active + {} idle connections to {addr} ({server}); {} B messages, depth {}, \
+         {} client process(es)",
+        args.connections, args.idle, args.size, args.depth, args.procs
+    );
+    print!("{}", report.summary());
+    if let Some((before, after)) = rss {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let per_conn = after.saturating_sub(before) as f64 / report.established.max(1) as f64;
+        println!(
+            "server RSS:  {:.1} MiB idle, {:.1} MiB with {} connections = {per_conn:.0} B per \
+             connection (user space; kernel socket buffers are not in RSS)",
+            mib(before),
+            mib(after),
+            report.established
+        );
+    }
+    println!("wall time:   {:.1} s", wall.as_secs_f64());
+    if !report.ok() {
+        println!("c10k: FAILED (see the problems above)");
+    }
+}
+
+/// The echo protocol of the started server.
+struct Echo;
+
+impl Handler for Echo {
+    fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+        cx.write(input.take_all());
+    }
+}
+
+/// The hidden `--serve` mode: `threads` reactors on `addr`, until stdin closes (the parent
+/// closes it to stop us, and so does the parent's death).
+fn serve(addr: SocketAddr, threads: usize, reuse_port: bool) -> Result<(), String> {
+    let reuse = reuse_port || threads > 1;
+    // The first reactor binds (perhaps port 0); the others reuse the port it got.
+    let shared = Arc::new(Mutex::new(addr));
+    let (pool, bound) = ReactorPool::spawn(threads.max(1), move |_, reactor| {
+        let mut addr = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let options = ListenOptions::new().reuse_port(reuse);
+        let (_, bound) = reactor.listen_with(*addr, options, || Echo)?;
+        *addr = bound;
+        Ok(bound)
+    })
+    .map_err(|e| format!("cannot serve on {addr}: {e}"))?;
+    println!("listening {}", bound[0]);
+    io::stdout().flush().map_err(|e| e.to_string())?;
+    let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+    pool.shutdown(SERVER_GRACE)
+        .map_err(|e| format!("shutdown: {e}"))?;
+    pool.join().map_err(|e| format!("server: {e}"))
+}
