@@ -36,6 +36,8 @@ pub(super) struct Bound {
     open: bool,
     /// We sent FIN; the peer's FIN ends the connection.
     finishing: bool,
+    /// A retry timer is pending (the read budget ran out).
+    retry_armed: bool,
     source: Option<SourceId>,
 }
 
@@ -74,16 +76,35 @@ impl Source for Shared {
     }
 }
 
+/// What the connections of one run share: the run, a read buffer, and the connect timeout
+/// (for the wording of a timed-out connect).
+pub(super) struct Env {
+    pub(super) run: Rc<RefCell<Run>>,
+    pub(super) rbuf: RefCell<Vec<u8>>,
+    pub(super) connect_timeout: Duration,
+}
+
+/// Reads per readiness event before the connection lets the others run, as sockloop's own
+/// connections do: a fast peer would otherwise keep one connection reading while the rest wait.
+const READ_BUDGET: usize = 16;
+
+/// What one service call left behind.
+enum Outcome {
+    /// Drained: the next arrival raises a new edge.
+    Wait,
+    /// Stopped on the read budget with data left; no new edge may come, so retry on a timer.
+    Busy,
+    Ended(Ended),
+}
+
 /// Starts a non-blocking connect from `src` (any port) to `addr` for connection `c`. On `Err`
 /// nothing is registered and the caller reports the failure.
 pub(super) fn connect_from(
     reactor: &mut Reactor,
-    run: &Rc<RefCell<Run>>,
-    rbuf: &Rc<RefCell<Vec<u8>>>,
+    env: &Rc<Env>,
     c: usize,
     src: IpAddr,
     addr: SocketAddr,
-    connect_timeout: Duration,
 ) -> io::Result<BoundRef> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
@@ -100,34 +121,83 @@ pub(super) fn connect_from(
         out: Vec::new(),
         open: false,
         finishing: false,
+        retry_armed: false,
         source: None,
     }));
-    let (shared_run, rbuf) = (Rc::clone(run), Rc::clone(rbuf));
+    let mine = Rc::clone(env);
     let interest = Interest::READABLE | Interest::WRITABLE;
     let id = reactor.add_source(Shared(Rc::clone(&bound)), interest, move |reactor, s, _| {
-        let mut b = s.0.borrow_mut();
-        let mut run = shared_run.borrow_mut();
-        if let Some(ended) = b.ready(&mut run, &mut rbuf.borrow_mut()) {
-            run.closed(b.c, ended, connect_timeout);
-            run.bound_live -= 1;
-            if let Some(id) = b.source.take() {
-                let _ = reactor.remove_source(id);
-            }
-        }
+        let bound = Rc::clone(&s.0);
+        service(reactor, &bound, &mine);
     })?;
     bound.borrow_mut().source = Some(id);
-    run.borrow_mut().bound_live += 1;
+    env.run.borrow_mut().bound_live += 1;
     Ok(bound)
 }
 
+/// Serves one connection's readiness (from its event or from a retry timer).
+fn service(reactor: &mut Reactor, bound: &BoundRef, env: &Rc<Env>) {
+    let outcome = {
+        let mut b = bound.borrow_mut();
+        if b.source.is_none() {
+            return; // removed since the retry was armed
+        }
+        b.ready(&mut env.run.borrow_mut(), &mut env.rbuf.borrow_mut())
+    };
+    match outcome {
+        Outcome::Wait => {}
+        Outcome::Busy => {
+            let mut b = bound.borrow_mut();
+            if !b.retry_armed {
+                b.retry_armed = true;
+                let (weak, env) = (Rc::downgrade(bound), Rc::clone(env));
+                // Fires on the next iteration, after the other connections had their turn.
+                reactor.add_timer(Duration::ZERO, move |reactor| {
+                    if let Some(bound) = weak.upgrade() {
+                        bound.borrow_mut().retry_armed = false;
+                        service(reactor, &bound, &env);
+                    }
+                });
+            }
+        }
+        Outcome::Ended(ended) => end(reactor, bound, &env.run, ended, env.connect_timeout),
+    }
+}
+
+/// Removes a connection (dropping the source closes the socket) and tells the run how it ended.
+fn end(
+    reactor: &mut Reactor,
+    bound: &BoundRef,
+    run: &RefCell<Run>,
+    ended: Ended,
+    timeout: Duration,
+) {
+    // Let go of the connection before `remove_source` deregisters it, which borrows it again.
+    let (source, c) = {
+        let mut b = bound.borrow_mut();
+        (b.source.take(), b.c)
+    };
+    if let Some(id) = source {
+        let _ = reactor.remove_source(id);
+        let mut run = run.borrow_mut();
+        run.closed(c, ended, timeout);
+        run.bound_live -= 1;
+    }
+}
+
+/// Removes a connection that did not finish in time.
+pub(super) fn remove(reactor: &mut Reactor, bound: &BoundRef, env: &Env) {
+    end(reactor, bound, &env.run, Ended::Clean, env.connect_timeout);
+}
+
 impl Bound {
-    /// Handles readiness (edge-triggered: it reads until `WouldBlock`); `Some` means the
-    /// connection is over and must be removed.
-    fn ready(&mut self, run: &mut Run, rbuf: &mut [u8]) -> Option<Ended> {
+    /// Handles readiness: finishes a connect, flushes, reads (edge-triggered: until
+    /// `WouldBlock`, or the budget).
+    fn ready(&mut self, run: &mut Run, rbuf: &mut [u8]) -> Outcome {
         if !self.open {
             match self.connect_result() {
-                None => return None,
-                Some(Err(e)) => return Some(Ended::ConnectFailed(e.to_string())),
+                None => return Outcome::Wait,
+                Some(Err(e)) => return Outcome::Ended(Ended::ConnectFailed(e.to_string())),
                 Some(Ok(())) => {
                     self.open = true;
                     run.opened(self.c);
@@ -135,14 +205,14 @@ impl Bound {
             }
         }
         if let Err(e) = self.flush() {
-            return Some(Ended::Error(e.to_string()));
+            return Outcome::Ended(Ended::Error(e.to_string()));
         }
-        loop {
+        for _ in 0..READ_BUDGET {
             match (&self.stream).read(rbuf) {
                 // The peer sent FIN: expected only after ours.
                 Ok(0) => {
                     run.peer_eof(self.c);
-                    return Some(Ended::Clean);
+                    return Outcome::Ended(Ended::Clean);
                 }
                 Ok(_) if self.finishing => {} // closing: what arrives now is moot
                 Ok(n) => {
@@ -154,21 +224,22 @@ impl Bound {
                         Err(message) => {
                             run.broken(self.c, message);
                             run.scratch = out;
-                            return Some(Ended::Clean);
+                            return Outcome::Ended(Ended::Clean);
                         }
                     };
                     run.scratch = out;
                     if let Err(e) = sent {
-                        return Some(Ended::Error(e.to_string()));
+                        return Outcome::Ended(Ended::Error(e.to_string()));
                     }
                 }
                 // Drained; the next arrival raises a new edge.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Wait,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // Reset and the like.
-                Err(e) => return Some(Ended::Error(e.to_string())),
+                Err(e) => return Outcome::Ended(Ended::Error(e.to_string())),
             }
         }
+        Outcome::Busy
     }
 
     /// `None` while the connect is in progress.
@@ -207,19 +278,5 @@ impl Bound {
         self.finishing = true;
         self.out.clear();
         let _ = self.stream.shutdown(Shutdown::Write);
-    }
-}
-
-/// Removes a connection that did not finish in time (dropping the source closes the socket).
-pub(super) fn remove(bound: &BoundRef, reactor: &mut Reactor, run: &mut Run, timeout: Duration) {
-    // Let go of the connection before `remove_source` deregisters it, which borrows it again.
-    let (source, c) = {
-        let mut b = bound.borrow_mut();
-        (b.source.take(), b.c)
-    };
-    if let Some(id) = source {
-        let _ = reactor.remove_source(id);
-        run.closed(c, Ended::Clean, timeout);
-        run.bound_live -= 1;
     }
 }

@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 
 use sockloop::Reactor;
 
-use bound::Bound;
+use bound::{Bound, Env};
 // Not every includer uses every item, and an unused re-export in a module warns.
 #[allow(unused_imports)]
 pub use progress::{Progress, ProgressBars};
@@ -221,8 +221,8 @@ struct Driver<'a> {
     /// The foreign-source connections (only with `src_ips`); weak, so that a connection
     /// removed by its own callback closes its socket at once.
     bound: Vec<Option<Weak<RefCell<Bound>>>>,
-    /// Read buffer of the foreign-source connections.
-    rbuf: Rc<RefCell<Vec<u8>>>,
+    /// What the foreign-source connections share.
+    env: Rc<Env>,
     on_progress: &'a mut dyn FnMut(&Progress),
     last_progress: Instant,
     stage_start: Instant,
@@ -238,12 +238,18 @@ impl<'a> Driver<'a> {
         } else {
             vec![None; total]
         };
+        let run = Rc::new(RefCell::new(run));
+        let env = Rc::new(Env {
+            run: Rc::clone(&run),
+            rbuf: RefCell::new(vec![0; 64 * 1024]),
+            connect_timeout: cfg.connect_timeout,
+        });
         Ok(Driver {
             cfg,
             reactor: Reactor::new()?,
-            run: Rc::new(RefCell::new(run)),
+            run,
             bound,
-            rbuf: Rc::new(RefCell::new(vec![0; 64 * 1024])),
+            env,
             on_progress,
             last_progress: Instant::now(),
             stage_start: Instant::now(),
@@ -352,9 +358,8 @@ impl<'a> Driver<'a> {
             return;
         }
         let src = cfg.src_ips[c % cfg.src_ips.len()];
-        let (run, rbuf) = (&self.run, &self.rbuf);
         let timeout = cfg.connect_timeout;
-        match bound::connect_from(&mut self.reactor, run, rbuf, c, src, cfg.addr, timeout) {
+        match bound::connect_from(&mut self.reactor, &self.env, c, src, cfg.addr) {
             Ok(b) => self.bound[c] = Some(Rc::downgrade(&b)),
             Err(e) => {
                 let ended = Ended::ConnectFailed(format!("from {src}: {e}"));
@@ -372,8 +377,7 @@ impl<'a> Driver<'a> {
         if let Some(id) = id {
             let _ = self.reactor.abort(id);
         } else if let Some(b) = self.bound_conn(c) {
-            let timeout = self.cfg.connect_timeout;
-            bound::remove(&b, &mut self.reactor, &mut self.run.borrow_mut(), timeout);
+            bound::remove(&mut self.reactor, &b, &self.env);
         }
     }
 
@@ -445,8 +449,7 @@ impl<'a> Driver<'a> {
         }
         for c in 0..self.bound.len() {
             if let Some(b) = self.bound_conn(c) {
-                let timeout = self.cfg.connect_timeout;
-                bound::remove(&b, &mut self.reactor, &mut self.run.borrow_mut(), timeout);
+                bound::remove(&mut self.reactor, &b, &self.env);
             }
         }
         Ok(())
