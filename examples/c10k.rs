@@ -420,6 +420,7 @@ fn run_workers(
     let deadline = Instant::now() + limit + Duration::from_secs(30);
     let mut bars = (!args.quiet).then(ProgressBars::new);
     let mut go_sent = false;
+    let mut since = (Stage::Connecting, Instant::now());
     while workers.iter().any(|w| !w.gone) && Instant::now() < deadline {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(FromWorker::Line(i, line)) => take_line(&mut workers[i], line, &cfg),
@@ -436,7 +437,7 @@ fn run_workers(
             }
             go_sent = true;
         }
-        if let (Some(bars), Some(p)) = (&mut bars, total_progress(&workers)) {
+        if let (Some(bars), Some(p)) = (&mut bars, total_progress(&workers, &mut since)) {
             bars.update(&p);
         }
     }
@@ -510,7 +511,13 @@ fn take_line(w: &mut Worker, line: String, cfg: &LoadConfig) {
                 measured: n[4],
                 limit: cfg.messages,
                 stage_elapsed: Duration::ZERO,
-                stage_length: None,
+                stage_length: match stage {
+                    Stage::Connecting => Some(cfg.connect_timeout),
+                    Stage::Warmup => Some(cfg.warmup),
+                    Stage::Measuring => Some(cfg.duration.unwrap_or(cfg.max_measure)),
+                    Stage::Draining => Some(cfg.drain_timeout),
+                    Stage::Closing => Some(cfg.close_grace),
+                },
             });
         }
         ["connected"] => w.connected = true,
@@ -519,11 +526,16 @@ fn take_line(w: &mut Worker, line: String, cfg: &LoadConfig) {
     }
 }
 
-/// The workers' progress summed, in the stage of the slowest one.
-fn total_progress(workers: &[Worker]) -> Option<Progress> {
+/// The workers' progress summed, in the stage of the slowest one; `since` is when the parent
+/// saw that stage begin.
+fn total_progress(workers: &[Worker], since: &mut (Stage, Instant)) -> Option<Progress> {
     let all: Vec<&Progress> = workers.iter().filter_map(|w| w.progress.as_ref()).collect();
     let mut total = (*all.first()?).clone();
     total.stage = all.iter().map(|p| p.stage).min()?;
+    if total.stage != since.0 {
+        *since = (total.stage, Instant::now());
+    }
+    total.stage_elapsed = since.1.elapsed();
     total.total = all.iter().map(|p| p.total).sum();
     total.established = all.iter().map(|p| p.established).sum();
     total.failed = all.iter().map(|p| p.failed).sum();

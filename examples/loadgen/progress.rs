@@ -1,6 +1,6 @@
 //! Progress snapshots and the indicatif bars that show them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -31,7 +31,6 @@ pub struct Progress {
 pub struct ProgressBars {
     bar: Option<ProgressBar>,
     stage: Option<Stage>,
-    last: (Instant, u64),
 }
 
 impl Default for ProgressBars {
@@ -45,7 +44,6 @@ impl ProgressBars {
         ProgressBars {
             bar: None,
             stage: None,
-            last: (Instant::now(), 0),
         }
     }
 
@@ -53,23 +51,31 @@ impl ProgressBars {
         if self.stage != Some(p.stage) {
             self.start(p);
         }
+        // What the rate counts: connections while connecting, round trips after.
+        let count = match p.stage {
+            Stage::Connecting => (p.established + p.failed) as u64,
+            Stage::Measuring => p.measured,
+            _ => p.round_trips,
+        };
+        // The stage's average: steadier than a per-update rate.
+        let rate = per_sec(count as f64, p.stage_elapsed);
         let Some(bar) = &self.bar else { return };
         match p.stage {
             Stage::Connecting => {
-                bar.set_position((p.established + p.failed) as u64);
-                if p.failed > 0 {
-                    bar.set_message(format!("{} failed", p.failed));
-                }
+                bar.set_length(p.total as u64); // grows as a parent hears from more workers
+                bar.set_position(count);
+                let failed = match p.failed {
+                    0 => String::new(),
+                    n => format!(", {n} failed"),
+                };
+                bar.set_message(format!("{rate:.0}/s{failed}"));
             }
             Stage::Warmup | Stage::Measuring => {
                 match (p.stage, p.limit) {
                     (Stage::Measuring, Some(_)) => bar.set_position(p.measured),
                     _ => bar.set_position(p.stage_elapsed.as_millis() as u64),
                 }
-                let (at, before) = self.last;
-                let rate = per_sec(p.round_trips.saturating_sub(before) as f64, at.elapsed());
-                self.last = (Instant::now(), p.round_trips);
-                bar.set_message(format!("{} round trips, {rate:.0}/s", p.round_trips));
+                bar.set_message(format!("{count} round trips, {rate:.0}/s"));
             }
             Stage::Draining | Stage::Closing => bar.tick(),
         }
@@ -78,35 +84,27 @@ impl ProgressBars {
     fn start(&mut self, p: &Progress) {
         self.finish();
         self.stage = Some(p.stage);
-        let (len, template, prefix) = match (p.stage, p.limit, p.stage_length) {
-            (Stage::Connecting, ..) => (
-                p.total as u64,
-                "{prefix:>10} [{bar:40}] {pos}/{len} {per_sec:>10} {msg}",
-                "connecting",
-            ),
-            (Stage::Measuring, Some(limit), _) => (
-                limit,
-                "{prefix:>10} [{bar:40}] {elapsed:>4} {msg}",
-                "measuring",
-            ),
-            (Stage::Warmup | Stage::Measuring, _, Some(len)) => (
-                len.as_millis() as u64,
-                "{prefix:>10} [{bar:40}] {elapsed:>4} {msg}",
-                if p.stage == Stage::Warmup {
-                    "warmup"
-                } else {
-                    "measuring"
-                },
-            ),
-            (Stage::Draining, ..) => (0, "{prefix:>10} {spinner} {elapsed}", "draining"),
-            _ => (0, "{prefix:>10} {spinner} {elapsed}", "closing"),
+        let prefix = match p.stage {
+            Stage::Connecting => "connecting",
+            Stage::Warmup => "warmup",
+            Stage::Measuring => "measuring",
+            Stage::Draining => "draining",
+            Stage::Closing => "closing",
+        };
+        let timed = "{prefix:>10} [{bar:30}] {elapsed:>3} {msg}";
+        let (len, template) = match (p.stage, p.limit, p.stage_length) {
+            (Stage::Connecting, ..) => {
+                (p.total as u64, "{prefix:>10} [{bar:30}] {pos}/{len} {msg}")
+            }
+            (Stage::Measuring, Some(limit), _) => (limit, timed),
+            (Stage::Warmup | Stage::Measuring, _, Some(len)) => (len.as_millis() as u64, timed),
+            _ => (0, "{prefix:>10} {spinner} {elapsed} {msg}"),
         };
         let bar = ProgressBar::new(len);
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_prefix(prefix);
-        self.last = (Instant::now(), p.round_trips);
         self.bar = Some(bar);
     }
 
