@@ -682,7 +682,36 @@ impl<'a> Context<'a> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn connect<H: Handler>(&mut self, addr: SocketAddr, handler: H) -> ConnId {
-        self.core.connect(addr, Box::new(handler))
+        self.core.connect(addr, None, Box::new(handler))
+    }
+
+    /// Starts an outbound connection from a chosen local address; see
+    /// [`Reactor::connect_from`](crate::Reactor::connect_from).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Opens its upstream connection from a fixed source address.
+    /// struct Relay { upstream: SocketAddr }
+    /// impl Handler for Relay {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         cx.connect_from("127.0.0.3:0".parse().unwrap(), self.upstream, Relay { upstream: self.upstream });
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    /// }
+    /// ```
+    pub fn connect_from<H: Handler>(
+        &mut self,
+        local: SocketAddr,
+        addr: SocketAddr,
+        handler: H,
+    ) -> ConnId {
+        self.core.connect(addr, Some(local), Box::new(handler))
     }
 
     /// Makes [`Reactor::run`](crate::Reactor::run) return once the current iteration finishes.

@@ -234,7 +234,45 @@ impl Reactor {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn connect<H: Handler>(&mut self, addr: SocketAddr, handler: H) -> ConnId {
-        self.core.connect(addr, Box::new(handler))
+        self.core.connect(addr, None, Box::new(handler))
+    }
+
+    /// Like [`connect`](Self::connect), from the local address `local` (port 0: any port). Load
+    /// generators use this to spread connections over several source addresses (127.0.0.2,
+    /// 127.0.0.3, ...): each source address has its own range of ephemeral ports per destination.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input, Reactor};
+    ///
+    /// /// Server side: checks where the client came from.
+    /// struct Check;
+    /// impl Handler for Check {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         assert_eq!(cx.peer_addr().unwrap().ip().to_string(), "127.0.0.2");
+    ///         cx.stop();
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, _input: &mut Input<'_>) {}
+    /// }
+    /// struct Quiet;
+    /// impl Handler for Quiet {
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, _input: &mut Input<'_>) {}
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), || Check)?;
+    /// reactor.connect_from("127.0.0.2:0".parse().unwrap(), addr, Quiet);
+    /// reactor.run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connect_from<H: Handler>(
+        &mut self,
+        local: SocketAddr,
+        addr: SocketAddr,
+        handler: H,
+    ) -> ConnId {
+        self.core.connect(addr, Some(local), Box::new(handler))
     }
 
     /// Queues `data` for connection `id`; it is flushed during the next iteration.
