@@ -78,6 +78,9 @@ struct Args {
     /// Limit for the whole connect phase, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     connect_timeout: f64,
+    /// Connects in progress at once (per client process).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    connect_concurrency: usize,
     /// Source addresses for client sockets: ranges and comma lists, e.g. 127.0.0.2-127.0.0.40.
     #[arg(long, value_name = "IPS", value_parser = parse_ips)]
     src_ips: Option<IpList>,
@@ -171,6 +174,7 @@ fn load_config(args: &Args, addr: SocketAddr, share: usize, of: usize) -> LoadCo
         messages: args.messages.map(|m| split(m as usize) as u64),
         src_ips: args.src_ips.clone().map(|l| l.0).unwrap_or_default(),
         connect_timeout: secs(args.connect_timeout),
+        connect_concurrency: args.connect_concurrency,
         progress: !args.quiet && of == 1,
         ..LoadConfig::default()
     }
@@ -210,7 +214,7 @@ fn check_limits(args: &Args, fds: u64) -> Result<(), String> {
     let ports = (high - low + 1) as usize;
     let sources = args.src_ips.as_ref().map_or(1, |l| l.0.len());
     let per_source = total.div_ceil(sources);
-    eprintln!(
+    println!(
         "c10k: {total} connections from {} client process(es): {per_client} each; \
          the open-files limit ({fds}) allows about {per_proc} per process; \
          ports {low}-{high} allow {ports} per source address, {sources} source address(es) \
@@ -480,6 +484,8 @@ fn worker_command(args: &Args, addr: SocketAddr, index: usize) -> Result<Command
     cmd.arg("-d").arg(args.depth.to_string());
     cmd.arg("-s").arg(args.size.to_string());
     cmd.arg("--warmup").arg(args.warmup.to_string());
+    cmd.arg("--connect-concurrency")
+        .arg(args.connect_concurrency.to_string());
     cmd.arg("--connect-timeout")
         .arg(args.connect_timeout.to_string());
     if let Some(d) = args.duration {

@@ -21,6 +21,8 @@ pub struct LoadReport {
     pub bytes: u64,
     /// Length of the measured window.
     pub elapsed: Duration,
+    /// How long the connect phase took (the longest of several processes').
+    pub connect_time: Duration,
     /// Round-trip latency in nanoseconds, measured window only.
     pub latency: Histogram<u64>,
     /// The first few problems in words (lost/reordered/corrupted bytes, failed connects, resets).
@@ -63,8 +65,11 @@ impl LoadReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "connections: {} established, {} failed (of {})",
-            self.established, self.failed, self.requested
+            "connections: {} established in {:.2} s, {} failed (of {})",
+            self.established,
+            self.connect_time.as_secs_f64(),
+            self.failed,
+            self.requested
         );
         let _ = writeln!(
             s,
@@ -108,6 +113,7 @@ impl LoadReport {
         self.messages += other.messages;
         self.bytes += other.bytes;
         self.elapsed = self.elapsed.max(other.elapsed);
+        self.connect_time = self.connect_time.max(other.connect_time);
         self.latency
             .add(&other.latency)
             .expect("histograms with the same bounds");
@@ -122,7 +128,7 @@ impl LoadReport {
     /// per recorded bucket, which rebuilds it exactly.
     pub fn to_lines(&self) -> String {
         let mut s = format!(
-            "report {} {} {} {} {} {} {} {} {}\nlatency",
+            "report {} {} {} {} {} {} {} {} {} {}\nlatency",
             self.requested,
             self.established,
             self.failed,
@@ -131,7 +137,8 @@ impl LoadReport {
             self.elapsed.as_nanos(),
             self.corrupted,
             self.dropped,
-            self.lost_bytes
+            self.lost_bytes,
+            self.connect_time.as_nanos()
         );
         for v in self.latency.iter_recorded() {
             let _ = write!(s, " {}:{}", v.value_iterated_to(), v.count_at_value());
@@ -158,7 +165,7 @@ impl LoadReport {
                                 .map_err(|e| format!("bad report line {line:?}: {e}"))
                         })
                         .collect::<Result<_, _>>()?;
-                    if n.len() != 9 {
+                    if n.len() != 10 {
                         return Err(format!("bad report line {line:?}"));
                     }
                     report.requested = n[0] as usize;
@@ -170,6 +177,7 @@ impl LoadReport {
                     report.corrupted = n[6] as u64;
                     report.dropped = n[7] as usize;
                     report.lost_bytes = n[8] as u64;
+                    report.connect_time = Duration::from_nanos(n[9] as u64);
                     seen = true;
                 }
                 "latency" => {
@@ -202,6 +210,7 @@ impl LoadReport {
             messages: 0,
             bytes: 0,
             elapsed: Duration::ZERO,
+            connect_time: Duration::ZERO,
             latency: new_histogram(),
             errors: Vec::new(),
             corrupted: 0,
