@@ -41,14 +41,13 @@
 //! # Source addresses
 //!
 //! One source IP reaches one server address from at most ~28,000 ephemeral ports. With
-//! `src_ips`, sockets are bound to those addresses in turn before connecting. `Reactor::connect`
-//! cannot bind, so those connections go through the foreign-source fallback in `bound.rs`
-//! (same protocol code; see there for the library API it is waiting for).
+//! `src_ips`, connection `c` is made with `Reactor::connect_from(src_ips[c % n]:0, ...)`.
+//! That binds port 0 before connecting, so each source address gives one port range in all,
+//! whatever the destination.
 
 // Each includer (c10k, benches, tests) uses a different part of this module.
 #![allow(dead_code)]
 
-mod bound;
 mod progress;
 mod report;
 mod track;
@@ -56,12 +55,11 @@ mod track;
 use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sockloop::Reactor;
 
-use bound::{Bound, Env};
 // Not every includer uses every item, and an unused re-export in a module warns.
 #[allow(unused_imports)]
 pub use progress::{Progress, ProgressBars};
@@ -69,7 +67,7 @@ pub use progress::{Progress, ProgressBars};
 pub use report::{fmt_ns, LoadReport};
 #[allow(unused_imports)]
 pub use track::{byte_at, fill, first_mismatch, Stage};
-use track::{Client, Ended, Run, Status};
+use track::{Client, Run, Status};
 
 /// The longest a single wait for events lasts, so deadlines and progress are checked often.
 const TICK: Duration = Duration::from_millis(50);
@@ -223,11 +221,6 @@ struct Driver<'a> {
     cfg: &'a LoadConfig,
     reactor: Reactor,
     run: Rc<RefCell<Run>>,
-    /// The foreign-source connections (only with `src_ips`); weak, so that a connection
-    /// removed by its own callback closes its socket at once.
-    bound: Vec<Option<Weak<RefCell<Bound>>>>,
-    /// What the foreign-source connections share.
-    env: Rc<Env>,
     on_progress: &'a mut dyn FnMut(&Progress),
     last_progress: Instant,
     stage_start: Instant,
@@ -239,23 +232,10 @@ impl<'a> Driver<'a> {
     fn new(cfg: &'a LoadConfig, on_progress: &'a mut dyn FnMut(&Progress)) -> io::Result<Self> {
         let total = cfg.connections + cfg.idle_connections;
         let run = Run::new(total, cfg.connections, cfg.size, cfg.depth, cfg.messages);
-        let bound = if cfg.src_ips.is_empty() {
-            Vec::new()
-        } else {
-            vec![None; total]
-        };
-        let run = Rc::new(RefCell::new(run));
-        let env = Rc::new(Env {
-            run: Rc::clone(&run),
-            rbuf: RefCell::new(vec![0; 64 * 1024]),
-            connect_timeout: cfg.connect_timeout,
-        });
         Ok(Driver {
             cfg,
             reactor: Reactor::new()?,
-            run,
-            bound,
-            env,
+            run: Rc::new(RefCell::new(run)),
             on_progress,
             last_progress: Instant::now(),
             stage_start: Instant::now(),
@@ -356,37 +336,25 @@ impl<'a> Driver<'a> {
     fn start_connect(&mut self, c: usize) {
         let cfg = self.cfg;
         self.run.borrow_mut().start_connect(c);
-        if cfg.src_ips.is_empty() {
-            let client = Client {
-                c,
-                run: Rc::clone(&self.run),
-                connect_timeout: cfg.connect_timeout,
-            };
-            let id = self.reactor.connect(cfg.addr, client);
-            self.run.borrow_mut().conns[c].id = Some(id);
-            return;
-        }
-        let src = cfg.src_ips[c % cfg.src_ips.len()];
-        let timeout = cfg.connect_timeout;
-        match bound::connect_from(&mut self.reactor, &self.env, c, src, cfg.addr) {
-            Ok(b) => self.bound[c] = Some(Rc::downgrade(&b)),
-            Err(e) => {
-                let ended = Ended::ConnectFailed(format!("from {src}: {e}"));
-                self.run.borrow_mut().closed(c, ended, timeout);
+        let client = Client {
+            c,
+            run: Rc::clone(&self.run),
+            connect_timeout: cfg.connect_timeout,
+        };
+        let id = match cfg.src_ips.len() {
+            0 => self.reactor.connect(cfg.addr, client),
+            n => {
+                let local = SocketAddr::new(cfg.src_ips[c % n], 0);
+                self.reactor.connect_from(local, cfg.addr, client)
             }
-        }
-    }
-
-    fn bound_conn(&self, c: usize) -> Option<Rc<RefCell<Bound>>> {
-        self.bound.get(c)?.as_ref()?.upgrade()
+        };
+        self.run.borrow_mut().conns[c].id = Some(id);
     }
 
     fn abort(&mut self, c: usize) {
         let id = self.run.borrow().conns[c].id;
         if let Some(id) = id {
             let _ = self.reactor.abort(id);
-        } else if let Some(b) = self.bound_conn(c) {
-            bound::remove(&mut self.reactor, &b, &self.env);
         }
     }
 
@@ -402,10 +370,9 @@ impl<'a> Driver<'a> {
                 }
                 run.conns[c].id
             };
-            let sent = match (id, self.bound_conn(c)) {
-                (Some(id), _) => self.reactor.write_to(id, &out),
-                (None, Some(b)) => b.borrow_mut().send(&out),
-                (None, None) => Ok(()),
+            let sent = match id {
+                Some(id) => self.reactor.write_to(id, &out),
+                None => Ok(()),
             };
             if let Err(e) = sent {
                 let message = format!("connection {c}: first write failed: {e}");
@@ -437,29 +404,15 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    /// Stage 5: closes everything gracefully; whatever is left at the deadline is dropped.
+    /// Stage 5: closes everything gracefully; whatever is left at the deadline is reset.
     fn close_all(&mut self) -> io::Result<()> {
         self.enter(Stage::Closing, Some(self.cfg.close_grace));
-        for c in 0..self.bound.len() {
-            if let Some(b) = self.bound_conn(c) {
-                b.borrow_mut().finish();
-            }
-        }
         self.reactor.shutdown(self.cfg.close_grace);
+        // The shutdown ends itself by the grace deadline; this bound is only a backstop.
         let deadline = Instant::now() + self.cfg.close_grace + Duration::from_secs(1);
-        loop {
-            let open = self.reactor.is_shutting_down() || self.run.borrow().bound_live > 0;
-            let now = Instant::now();
-            if !open || now >= deadline {
-                break;
-            }
-            self.reactor.run_once(Some((deadline - now).min(TICK)))?;
+        while self.reactor.is_shutting_down() && Instant::now() < deadline {
+            self.reactor.run_once(Some(TICK))?;
             self.progress(false);
-        }
-        for c in 0..self.bound.len() {
-            if let Some(b) = self.bound_conn(c) {
-                bound::remove(&mut self.reactor, &b, &self.env);
-            }
         }
         Ok(())
     }

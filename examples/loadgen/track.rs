@@ -1,5 +1,5 @@
-//! The bookkeeping every connection shares, whatever carries its bytes: the byte pattern, in-order
-//! verification of the echo, round-trip latency, and what counts as a failure.
+//! The bookkeeping every connection shares: the byte pattern, in-order verification of the
+//! echo, round-trip latency, and what counts as a failure; and the handler that feeds it.
 //!
 //! All connections of one run share one [`Run`] behind an `Rc<RefCell<_>>`: the reactor is
 //! single-threaded, and a callback never calls another connection's callback, so a borrow is
@@ -50,8 +50,7 @@ pub(super) enum Status {
 /// What the run knows of one connection: 32 bytes, whether it is active or idle.
 #[derive(Clone, Copy)]
 pub(super) struct Conn {
-    /// Set for connections made with `Reactor::connect` (the driver writes the first messages
-    /// with `write_to`); `None` for the foreign-source fallback and before the connect starts.
+    /// Set once the connect starts (the driver writes the first messages with `write_to`).
     pub(super) id: Option<ConnId>,
     /// Bytes of the pattern queued for sending so far (the next message starts here).
     pub(super) sent: u64,
@@ -118,8 +117,6 @@ pub(super) struct Run {
     errors_untold: u64,
     /// Reused output buffer for the messages a callback sends.
     pub(super) scratch: Vec<u8>,
-    /// Open connections of the foreign-source fallback (they are not in `connection_count`).
-    pub(super) bound_live: usize,
 }
 
 impl Run {
@@ -160,7 +157,6 @@ impl Run {
             errors: Vec::new(),
             errors_untold: 0,
             scratch: Vec::new(),
-            bound_live: 0,
         }
     }
 
