@@ -341,28 +341,54 @@ fn servers_rss(servers: &[Server]) -> Option<u64> {
     servers.iter().map(|s| rss(s.child.id())).sum()
 }
 
+/// Open descriptors of the started servers (each accepted connection holds one).
+fn servers_fds(servers: &[Server]) -> usize {
+    let count = |s: &Server| {
+        std::fs::read_dir(format!("/proc/{}/fd", s.child.id())).map_or(0, |d| d.count())
+    };
+    servers.iter().map(count).sum()
+}
+
+/// Waits (at most 2 s) until the servers hold `expected` more descriptors than `baseline`: a
+/// client's connect completes with the handshake, before the server has accepted, so memory
+/// sampled at once could miss the last few thousand connections.
+fn wait_accepted(servers: &[Server], baseline: usize, expected: usize) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while servers_fds(servers) < baseline + expected && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Server memory before connecting and with every connection up.
 type RssPair = Option<(u64, u64)>;
 
 /// Runs the clients in this process, or in `--procs` workers, and samples the server's memory
-/// before connecting and once every connection is up.
+/// before connecting and once every connection is up (and accepted).
 fn run_clients(
     args: &Args,
     addr: SocketAddr,
     servers: &[Server],
 ) -> Result<(LoadReport, RssPair), String> {
     let before = servers_rss(servers);
+    let baseline = servers_fds(servers);
+    let expected = args.connections + args.idle;
     let mut after = None;
+    let mut sample = || {
+        if !servers.is_empty() {
+            wait_accepted(servers, baseline, expected);
+            after = servers_rss(servers);
+        }
+    };
     let report = if args.procs == 1 {
         let cfg = load_config(args, addr, 0, 1);
         let mut on_phase = |phase| {
             if phase == Phase::Connected {
-                after = servers_rss(servers);
+                sample();
             }
         };
         loadgen::run_load(&cfg, &mut on_phase).map_err(|e| format!("load failed: {e}"))?
     } else {
-        run_workers(args, addr, &mut || after = servers_rss(servers))?
+        run_workers(args, addr, &mut sample)?
     };
     Ok((report, before.zip(after)))
 }

@@ -15,13 +15,13 @@
 //!
 //! 1. **Connect** every connection, active and idle, at most `connect_concurrency` handshakes
 //!    at a time, within `connect_timeout` for the whole phase. Then `on_phase(Connected)`.
-//!    The window cannot see the server's accept queue (a connect completes here when the
-//!    handshake does, before the server accepts), so it only paces us: a client that connects
-//!    faster than the server accepts fills that queue, and the kernel drops handshakes and
-//!    retries them a second later (`nstat TcpExtListenOverflows`). A window of 256 kept a
-//!    sockloop server's 4096-entry queue from overflowing on 2 cores (1000 overflowed in a
-//!    quarter of the runs, for a 1.1 s connect phase instead of 0.3 s). A connect phase of
-//!    1-3 s against another server means the same: it accepts more slowly than we connect.
+//!    The window limits handshakes in flight; it cannot see the server's accept queue (a
+//!    connect completes here when the handshake does, before the server accepts). If the server
+//!    falls behind by a whole queue (4096 on Linux; 80 ms at 50,000 connects/s, e.g. while
+//!    other work on the machine holds its core), the kernel drops the handshakes in flight and
+//!    retries them a second later: the connect phase takes ~1.2 s instead of ~0.3 s, and
+//!    `nstat TcpExtListenOverflows` counts exactly the window. A server that accepts more
+//!    slowly than we connect shows the same, every time (1-3 s).
 //! 2. **Warm up**: each active connection keeps `depth` messages of `size` bytes in flight; each
 //!    echo that completes a message sends the next one. Not measured.
 //! 3. `on_phase(Measuring)`, then **measure** for `duration` or until `messages` round trips.
@@ -36,7 +36,9 @@
 //! where it happens. A wrong byte, or an EOF or reset from the server before we close, cuts the
 //! connection and counts it in `corrupted` (with the first few explained in `errors`).
 //! Latency is from the moment a message is queued to the completion of its echo, so it includes
-//! the client's own loop: with 10,000 connections on two cores that is most of it.
+//! time queued in both loops. In a closed loop it is concurrency over throughput (Little's law):
+//! 10,000 connections at 60,000 round trips/s wait about 170 ms each, almost all of it behind
+//! the other connections, not on the wire.
 //!
 //! # Source addresses
 //!
