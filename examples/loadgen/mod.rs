@@ -104,7 +104,7 @@ pub struct LoadConfig {
     pub connect_timeout: Duration,
     /// indicatif bars on stderr while connecting and running (hidden when not a terminal).
     pub progress: bool,
-    /// Connects in progress at once (see the module docs for why it is small).
+    /// Handshakes in flight at once (see "How a run goes" above).
     pub connect_concurrency: usize,
     /// Limit for waiting for the echoes in flight when the measured window ends; bytes not
     /// back by then count as lost.
