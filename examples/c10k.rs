@@ -67,16 +67,16 @@ struct Args {
     #[arg(short, long, default_value_t = 64)]
     size: usize,
     /// Measured window in seconds (default 5, or unlimited up to 60 s with --messages).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     duration: Option<f64>,
     /// End the measured window after this many round trips in total.
     #[arg(long, value_name = "N")]
     messages: Option<u64>,
     /// Seconds of load before measuring.
-    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_secs)]
     warmup: f64,
     /// Limit for the whole connect phase, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_secs)]
     connect_timeout: f64,
     /// Connects in progress at once (per client process).
     #[arg(long, value_name = "N", default_value_t = 256)]
@@ -105,6 +105,15 @@ struct Args {
     /// Internal: run as client worker process number N, talking to the parent on stdio.
     #[arg(long, hide = true, value_name = "N")]
     worker: Option<usize>,
+}
+
+/// Seconds: a finite, non-negative number (a `Duration` can hold nothing else).
+fn parse_secs(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && (0.0..1e9).contains(&secs) => Ok(secs),
+        Ok(_) => Err("expected a number of seconds from 0 up".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Source addresses from `--src-ips`.
@@ -185,6 +194,13 @@ fn demo(args: &Args) -> Result<bool, String> {
     let started = Instant::now();
     if args.procs == 0 || args.server_procs == 0 || args.server_threads == 0 {
         return Err("--procs, --server-procs and --server-threads must be at least 1".into());
+    }
+    if args.addr.is_some() && (args.server_procs > 1 || args.server_threads > 1) {
+        return Err(
+            "--server-procs and --server-threads shape the server c10k starts; \
+                    with --addr none is started"
+                .into(),
+        );
     }
     // Every socket is a descriptor; the soft limit may be raised up to the hard one.
     let fds = rlimit::increase_nofile_limit(u64::MAX)
