@@ -1,0 +1,323 @@
+//! The three echo servers, each run in a child process of the benchmark: sockloop, a tokio
+//! current-thread runtime with a task per connection, and a hand-written mio loop.
+//!
+//! All three listen on `127.0.0.1:0` with a backlog of 4096 (so a 10,000-connection ramp-up is
+//! queued, not refused), set `TCP_NODELAY` on accepted sockets, and print their bound address as
+//! the first line of stdout. They serve until their stdin reaches end-of-file: the benchmark keeps
+//! the write end of that pipe, so a server never outlives the benchmark, even if it is killed.
+//!
+//! Each server counts the bytes it has echoed, and a control thread answers every line read
+//! from stdin with that count: the benchmark divides the server's CPU time and system calls by
+//! the messages the server itself handled between two such readings, which is exact at the
+//! window's edges (the client's count is off there by up to one message per connection). The
+//! counter has a single writer, the event loop, so counting is a plain load and store per read,
+//! the same in all three servers.
+
+use std::io::{self, BufRead, Read, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use socket2::{Domain, Socket, Type};
+use sockloop::{Context, Handler, Input, ListenOptions, Reactor};
+
+/// Listen backlog of every server; the kernel clamps it to `net.core.somaxconn`.
+const BACKLOG: i32 = 4096;
+
+/// Bytes echoed so far; written only by the serving thread, read by the control thread.
+static ECHOED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts `n` echoed bytes (a load and a store: there is one writer).
+fn count_echoed(n: usize) {
+    ECHOED.store(ECHOED.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
+}
+
+/// The servers the benchmark compares, in table order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sockloop,
+    Tokio,
+    Mio,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Sockloop, Kind::Tokio, Kind::Mio];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Sockloop => "sockloop",
+            Kind::Tokio => "tokio",
+            Kind::Mio => "mio",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// Entry point of a server child: serves `kind` until stdin closes.
+pub fn serve(kind: &str) -> ExitCode {
+    let Some(kind) = Kind::parse(kind) else {
+        eprintln!("echo server: unknown kind {kind:?} (expected sockloop, tokio or mio)");
+        return ExitCode::FAILURE;
+    };
+    // The benchmark raised its own limit and children inherit it; raising again is harmless and
+    // covers a server started by hand.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    std::thread::spawn(|| {
+        // Each line asks for the echoed-byte count; end-of-file (or an error) on stdin means the
+        // benchmark is done with us.
+        for line in io::stdin().lock().lines() {
+            if line.is_err() {
+                break;
+            }
+            let mut out = io::stdout().lock();
+            let count = ECHOED.load(Ordering::Relaxed);
+            if writeln!(out, "{count}").and_then(|()| out.flush()).is_err() {
+                break;
+            }
+        }
+        std::process::exit(0);
+    });
+    let result = match kind {
+        Kind::Sockloop => run_sockloop(),
+        Kind::Tokio => run_tokio(),
+        Kind::Mio => run_mio(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo server ({}): {e}", kind.name());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Tells the benchmark where we listen: the first line of stdout.
+fn announce(addr: SocketAddr) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{addr}")?;
+    out.flush()
+}
+
+/// A non-blocking loopback listener on an ephemeral port with the common backlog (the peers'
+/// own `bind` would use 1024).
+fn bind_listener() -> io::Result<std::net::TcpListener> {
+    let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// sockloop's echo: the handler of `examples/echo_server.rs` without its logging.
+struct Echo;
+
+impl Handler for Echo {
+    fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+        count_echoed(input.len());
+        cx.write(input.take_all());
+    }
+}
+
+fn run_sockloop() -> io::Result<()> {
+    let mut reactor = Reactor::new()?;
+    let options = ListenOptions::new().backlog(BACKLOG).nodelay(true);
+    let (_, addr) = reactor.listen_with(([127, 0, 0, 1], 0).into(), options, || Echo)?;
+    announce(addr)?;
+    reactor.run()
+}
+
+/// tokio's canonical echo server (its README's), on the current-thread runtime: one task per
+/// connection reading into a 1 KiB buffer and writing it back with `write_all`.
+fn run_tokio() -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(bind_listener()?)?;
+        announce(listener.local_addr()?)?;
+        loop {
+            let (mut socket, _) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    eprintln!("tokio echo: accept failed: {e}");
+                    continue;
+                }
+            };
+            let _ = socket.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                loop {
+                    let n = match socket.read(&mut buf).await {
+                        // Peer closed, or the connection failed: the task ends.
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    count_echoed(n);
+                    if socket.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    })
+}
+
+/// The listener's token; connections use their slab key.
+const LISTENER: Token = Token(usize::MAX);
+
+/// One connection of the mio loop: the socket and whatever the kernel did not take yet.
+struct MioConn {
+    stream: TcpStream,
+    pending: Vec<u8>,
+}
+
+impl MioConn {
+    /// Handles one readiness event; returns false when the connection is finished.
+    fn ready(&mut self, event: &mio::event::Event, buf: &mut [u8]) -> bool {
+        if event.is_writable() && !self.pending.is_empty() && !self.flush() {
+            return false;
+        }
+        if !(event.is_readable() || event.is_read_closed() || event.is_error()) {
+            return true;
+        }
+        // Edge-triggered: read until WouldBlock, echoing each chunk.
+        loop {
+            match self.stream.read(buf) {
+                // Peer sent FIN: echo servers close in turn.
+                Ok(0) => return false,
+                Ok(n) => {
+                    count_echoed(n);
+                    if !self.send(&buf[..n]) {
+                        return false;
+                    }
+                }
+                // Drained; the next arrival raises a new edge.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                // A signal; nothing was read.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Reset or other failure: drop the connection.
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Writes `data`, keeping what the socket does not take; false on a write error.
+    fn send(&mut self, data: &[u8]) -> bool {
+        if !self.pending.is_empty() {
+            // Earlier output is still waiting: keep the order, WRITABLE will flush it.
+            self.pending.extend_from_slice(data);
+            return true;
+        }
+        let mut sent = 0;
+        while sent < data.len() {
+            match self.stream.write(&data[sent..]) {
+                Ok(0) => return false,
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        self.pending.extend_from_slice(&data[sent..]);
+        true
+    }
+
+    /// Writes pending output until done or `WouldBlock`; false on a write error.
+    fn flush(&mut self) -> bool {
+        let mut sent = 0;
+        let ok = loop {
+            if sent == self.pending.len() {
+                break true;
+            }
+            match self.stream.write(&self.pending[sent..]) {
+                Ok(0) => break false,
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break false,
+            }
+        };
+        self.pending.drain(..sent);
+        if self.pending.is_empty() {
+            // Hand the allocation back: an idle connection holds no buffer.
+            self.pending = Vec::new();
+        }
+        ok
+    }
+}
+
+/// A plain mio echo loop in the style of mio's `tcp_server` example: a slab of streams by token,
+/// one shared read buffer, sockets registered once for both directions (edge-triggered).
+fn run_mio() -> io::Result<()> {
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let mut listener = TcpListener::from_std(bind_listener()?);
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    announce(listener.local_addr()?)?;
+    let mut conns: Slab<MioConn> = Slab::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for event in events.iter() {
+            if event.token() == LISTENER {
+                loop {
+                    let mut stream = match listener.accept() {
+                        Ok((stream, _)) => stream,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        // The client gave up before we accepted it (or a signal): next one.
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::ConnectionAborted
+                                    | io::ErrorKind::ConnectionReset
+                                    | io::ErrorKind::Interrupted
+                            ) =>
+                        {
+                            continue
+                        }
+                        Err(e) => {
+                            // Out of descriptors or memory; the benchmark stays well below.
+                            eprintln!("mio echo: accept failed: {e}");
+                            break;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let entry = conns.vacant_entry();
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    poll.registry()
+                        .register(&mut stream, Token(entry.key()), interest)?;
+                    entry.insert(MioConn {
+                        stream,
+                        pending: Vec::new(),
+                    });
+                }
+                continue;
+            }
+            let key = event.token().0;
+            let keep = match conns.get_mut(key) {
+                Some(conn) => conn.ready(event, &mut buf),
+                None => continue,
+            };
+            if !keep {
+                // Dropping the stream closes it, which also removes it from epoll.
+                conns.remove(key);
+            }
+        }
+    }
+}
