@@ -692,5 +692,5 @@ fn serve(addr: SocketAddr, threads: usize, reuse_port: bool) -> Result<(), Strin
     let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
     pool.shutdown(SERVER_GRACE)
         .map_err(|e| format!("shutdown: {e}"))?;
-    pool.join().map_err(|e| format!("server: {e}"))
+    pool.join().map(drop).map_err(|e| format!("server: {e}"))
 }

@@ -24,7 +24,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -33,7 +32,7 @@ use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use signal_hook::low_level::signal_name;
-use sockloop::{CloseReason, Context, Handler, Input, ListenOptions, Reactor, ReactorPool};
+use sockloop::{CloseReason, Context, Handler, Input, ListenOptions, Reactor, ReactorPool, Stats};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 /// How long a signalled shutdown waits for connections to finish before closing them.
@@ -54,18 +53,7 @@ struct Args {
 ///
 /// When the client shuts down its write side, the default `on_read_closed` sends what is still
 /// queued and then closes, so `nc -N` gets its whole echo before the connection ends.
-struct Echo {
-    /// Where a multi-reactor server counts its connections (see [`Tally`]); `None` with one
-    /// reactor, whose own `Stats` are printed at exit.
-    tally: Option<Arc<Tally>>,
-    echoed: u64,
-}
-
-impl Echo {
-    fn new(tally: Option<Arc<Tally>>) -> Echo {
-        Echo { tally, echoed: 0 }
-    }
-}
+struct Echo;
 
 impl Handler for Echo {
     fn on_open(&mut self, cx: &mut Context<'_>) {
@@ -76,39 +64,11 @@ impl Handler for Echo {
     }
 
     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
-        let data = input.take_all();
-        self.echoed += data.len() as u64;
-        cx.write(data);
+        cx.write(input.take_all());
     }
 
     fn on_close(&mut self, cx: &mut Context<'_>, reason: CloseReason) {
         log::info!("{}: {reason}", cx.id());
-        if let Some(tally) = &self.tally {
-            tally.record(self.echoed, &reason);
-        }
-    }
-}
-
-/// Totals of one reactor of a pool, kept by its handlers as connections close.
-///
-/// A pool's reactors end on their own threads, and `ReactorPool::join` returns no `Stats`, so
-/// the summary of a multi-reactor server is counted here instead. Handlers add to it once per
-/// connection (at close), never per message, and each reactor has its own, so the counters are
-/// never contended.
-#[derive(Default)]
-struct Tally {
-    closed: AtomicU64,
-    errors: AtomicU64,
-    echoed: AtomicU64,
-}
-
-impl Tally {
-    fn record(&self, echoed: u64, reason: &CloseReason) {
-        self.closed.fetch_add(1, Relaxed);
-        self.echoed.fetch_add(echoed, Relaxed);
-        if reason.is_error() || matches!(reason, CloseReason::ShutdownDeadline) {
-            self.errors.fetch_add(1, Relaxed);
-        }
     }
 }
 
@@ -133,7 +93,7 @@ fn main() -> ExitCode {
 fn run(addr: SocketAddr) -> Result<(), String> {
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
     let (_listener, bound) = reactor
-        .listen(addr, || Echo::new(None))
+        .listen(addr, || Echo)
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let exit = common::shutdown_on_signals(&mut reactor, "echo_server", GRACE)
         .map_err(|e| format!("cannot watch for signals: {e}"))?;
@@ -157,20 +117,17 @@ fn run_pool(addr: SocketAddr, threads: usize) -> Result<(), String> {
     let port = Arc::new(Mutex::new(addr));
     let (pool, started) = ReactorPool::spawn(threads, move |_index, reactor| {
         let mut addr = port.lock().unwrap_or_else(|e| e.into_inner());
-        let tally = Arc::new(Tally::default());
-        let mine = Arc::clone(&tally);
         let options = ListenOptions::new().reuse_port(true);
-        let (_, bound) =
-            reactor.listen_with(*addr, options, move || Echo::new(Some(Arc::clone(&mine))))?;
+        let (_, bound) = reactor.listen_with(*addr, options, || Echo)?;
         *addr = bound;
-        Ok((bound, tally))
+        Ok(bound)
     })
     .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot watch for signals: {e}"))?;
     println!(
         "echo server listening on {} ({threads} reactor threads)",
-        started[0].0
+        started[0]
     );
 
     let handles = pool.handles().to_vec();
@@ -196,17 +153,8 @@ fn run_pool(addr: SocketAddr, threads: usize) -> Result<(), String> {
     let served = pool.join();
     stop.close();
     let signal = watcher.join().ok().flatten();
-    served.map_err(|e| format!("event loop failed: {e}"))?;
-
-    let total = |f: fn(&Tally) -> &AtomicU64| -> u64 {
-        started.iter().map(|(_, t)| f(t).load(Relaxed)).sum()
-    };
-    let summary = format!(
-        "{threads} reactors | connections {} ({} closed by errors or the deadline) | echoed {} B",
-        total(|t| &t.closed),
-        total(|t| &t.errors),
-        total(|t| &t.echoed)
-    );
+    let stats: Vec<Stats> = served.map_err(|e| format!("event loop failed: {e}"))?;
+    let summary = format!("{threads} reactors | {}", stats.into_iter().sum::<Stats>());
     match signal {
         Some(name) => log::info!("echo_server: stopped by {name}: {summary}"),
         None => log::info!("echo_server: finished: {summary}"),

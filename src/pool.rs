@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::handle::Handle;
 use crate::reactor::Reactor;
+use crate::stats::Stats;
 
 /// N reactors running on N threads.
 ///
@@ -58,7 +59,7 @@ use crate::reactor::Reactor;
 /// ```
 pub struct ReactorPool {
     handles: Vec<Handle>,
-    threads: Vec<JoinHandle<io::Result<()>>>,
+    threads: Vec<JoinHandle<io::Result<Stats>>>,
 }
 
 impl ReactorPool {
@@ -99,7 +100,7 @@ impl ReactorPool {
                     if ok {
                         reactor.run()?;
                     }
-                    Ok(())
+                    Ok(reactor.stats())
                 })?;
             pool.threads.push(thread);
             match rx.recv() {
@@ -132,7 +133,8 @@ impl ReactorPool {
     ///     handle.post(|reactor| println!("{} connections", reactor.connection_count()))?;
     /// }
     /// pool.stop()?;
-    /// pool.join()?;
+    /// let stats = pool.join()?;
+    /// assert_eq!(stats.len(), 2);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn handles(&self) -> &[Handle] {
@@ -171,7 +173,8 @@ impl ReactorPool {
             .fold(Ok(()), Result::and)
     }
 
-    /// Waits for every reactor thread to end.
+    /// Waits for every reactor thread to end and returns each reactor's final [`Stats`], in
+    /// index order (add them up with `.into_iter().sum::<Stats>()`).
     ///
     /// # Examples
     ///
@@ -180,15 +183,21 @@ impl ReactorPool {
     /// # Errors
     ///
     /// The first error a reactor's `run` returned, or `Other` if a thread panicked.
-    pub fn join(mut self) -> io::Result<()> {
-        let mut result = Ok(());
+    pub fn join(mut self) -> io::Result<Vec<Stats>> {
+        let mut all = Vec::with_capacity(self.threads.len());
+        let mut first_error = None;
         for thread in self.threads.drain(..) {
             let outcome = thread
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("reactor thread panicked")));
-            result = result.and(outcome);
+            match outcome {
+                Ok(stats) => all.push(stats),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        result
+        first_error.map_or(Ok(all), Err)
     }
 
     fn stop_and_join(&mut self) {

@@ -159,6 +159,51 @@ impl fmt::Display for Stats {
     }
 }
 
+impl std::ops::Add for ClosedStats {
+    type Output = ClosedStats;
+
+    fn add(self, o: ClosedStats) -> ClosedStats {
+        ClosedStats {
+            peer_closed: self.peer_closed + o.peer_closed,
+            local: self.local + o.local,
+            aborted: self.aborted + o.aborted,
+            connect_failed: self.connect_failed + o.connect_failed,
+            error: self.error + o.error,
+            idle_timeout: self.idle_timeout + o.idle_timeout,
+            shutdown_deadline: self.shutdown_deadline + o.shutdown_deadline,
+        }
+    }
+}
+
+/// Adds two snapshots, e.g. of the reactors of a [`ReactorPool`](crate::ReactorPool).
+impl std::ops::Add for Stats {
+    type Output = Stats;
+
+    fn add(self, o: Stats) -> Stats {
+        Stats {
+            open_connections: self.open_connections + o.open_connections,
+            accepted: self.accepted + o.accepted,
+            connected: self.connected + o.connected,
+            closed: self.closed + o.closed,
+            bytes_read: self.bytes_read + o.bytes_read,
+            bytes_written: self.bytes_written + o.bytes_written,
+            accept_errors: self.accept_errors + o.accept_errors,
+            timers_fired: self.timers_fired + o.timers_fired,
+            iterations: self.iterations + o.iterations,
+            events: self.events + o.events,
+            datagrams_received: self.datagrams_received + o.datagrams_received,
+            datagrams_sent: self.datagrams_sent + o.datagrams_sent,
+            datagrams_dropped: self.datagrams_dropped + o.datagrams_dropped,
+        }
+    }
+}
+
+impl std::iter::Sum for Stats {
+    fn sum<I: Iterator<Item = Stats>>(iter: I) -> Stats {
+        iter.fold(Stats::default(), |a, b| a + b)
+    }
+}
+
 /// The live counters inside a reactor.
 #[derive(Default)]
 pub(crate) struct Counters {
