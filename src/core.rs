@@ -17,15 +17,15 @@ use slab::Slab;
 use crate::buf::BufPool;
 use crate::conn::{conn_in, Conn, State};
 use crate::handler::{CloseReason, Context, Handler};
-use crate::id::{unpack, ConnId, ListenerId};
+use crate::id::{unpack, ConnId, ListenerId, SourceId, UdpId};
 use crate::listener::Listener;
 use crate::schedule::LoopTimer;
 use crate::shutdown::ShutdownState;
-use crate::source::{AnySource, SourceId};
+use crate::source::AnySource;
 use crate::stats::Counters;
 use crate::stream::Stream;
 use crate::timer::Timers;
-use crate::udp::{UdpId, UdpSocketEntry};
+use crate::udp::UdpSocketEntry;
 
 /// Everything a slot can hold. The token space is shared, so each kind of source is a variant
 /// here, not a token range.

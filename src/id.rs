@@ -78,6 +78,22 @@ pub struct ConnId(pub(crate) u64);
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListenerId(pub(crate) u64);
 
+/// Identifies a UDP socket of a [`Reactor`](crate::Reactor).
+///
+/// # Examples
+///
+/// See [`Reactor::bind_udp`](crate::Reactor::bind_udp).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UdpId(pub(crate) u64);
+
+/// Identifies a foreign source registered with [`Reactor::add_source`](crate::Reactor::add_source).
+///
+/// # Examples
+///
+/// See [`Reactor::add_source`](crate::Reactor::add_source).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceId(pub(crate) u64);
+
 macro_rules! id_common {
     ($t:ident, $prefix:literal) => {
         impl $t {
@@ -115,6 +131,8 @@ macro_rules! id_common {
 
 id_common!(ConnId, "conn#");
 id_common!(ListenerId, "listener#");
+id_common!(UdpId, "udp#");
+id_common!(SourceId, "source#");
 
 #[cfg(test)]
 mod tests {

@@ -59,15 +59,15 @@ mod udp;
 
 pub use handle::Handle;
 pub use handler::{CloseReason, Context, Handler};
-pub use id::{ConnId, ListenerId};
+pub use id::{ConnId, ListenerId, SourceId, UdpId};
 pub use input::Input;
 pub use listener::ListenOptions;
 pub use pool::ReactorPool;
 pub use reactor::Reactor;
 pub use schedule::TimerId;
-pub use source::{Readiness, SourceId};
+pub use source::Readiness;
 pub use stats::{ClosedStats, Stats};
-pub use udp::{DatagramHandler, UdpContext, UdpId, UDP_QUEUE_LIMIT};
+pub use udp::{DatagramHandler, UdpContext, UDP_QUEUE_LIMIT};
 
 /// The `mio` crate sockloop is built on, for [`Reactor::add_source`] (`Interest`, `event::Source`,
 /// `unix::pipe`, ...) without a separate dependency that must match versions.

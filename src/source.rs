@@ -4,14 +4,13 @@
 //! Registration is edge-triggered like everything else in the loop: a callback must consume all
 //! it can (read until `WouldBlock`), or it will not hear of the rest until new data arrives.
 
-use std::fmt;
 use std::io;
 
 use mio::event::{Event, Source};
 use mio::Interest;
 
 use crate::core::{gone, Entry, Slot};
-use crate::id::{pack, unpack};
+use crate::id::SourceId;
 use crate::reactor::Reactor;
 
 /// Readiness reported for a foreign source (and used for the reactor's own sockets).
@@ -100,35 +99,6 @@ impl Readiness {
     }
 }
 
-/// Identifies a foreign source registered with [`Reactor::add_source`].
-///
-/// # Examples
-///
-/// See [`Reactor::add_source`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SourceId(pub(crate) u64);
-
-impl SourceId {
-    pub(crate) fn new(key: usize, gen: u32) -> SourceId {
-        SourceId(pack(key, gen))
-    }
-
-    fn key(self) -> usize {
-        unpack(self.0).0
-    }
-
-    fn gen(self) -> u32 {
-        unpack(self.0).1
-    }
-}
-
-impl fmt::Debug for SourceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (key, gen) = unpack(self.0);
-        write!(f, "source#{key}.{gen}")
-    }
-}
-
 /// A registered source with its callback, types erased.
 pub(crate) trait AnySource {
     fn source(&mut self) -> &mut dyn Source;
@@ -204,7 +174,7 @@ impl Reactor {
         let id = SourceId::new(vacant.key(), gen);
         core.poll
             .registry()
-            .register(boxed.source(), mio::Token(id.0 as usize), interest)?;
+            .register(boxed.source(), id.token(), interest)?;
         vacant.insert(Slot {
             gen,
             entry: Entry::Source(Some(boxed)),

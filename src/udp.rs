@@ -7,7 +7,6 @@
 //! [`Stats::datagrams_dropped`](crate::Stats::datagrams_dropped) and reported to the sender.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
@@ -15,7 +14,7 @@ use mio::net::UdpSocket;
 use mio::Interest;
 
 use crate::core::{gone, Core, Entry, Slot};
-use crate::id::{pack, unpack};
+use crate::id::UdpId;
 use crate::reactor::Reactor;
 use crate::source::Readiness;
 
@@ -43,35 +42,6 @@ pub const UDP_QUEUE_LIMIT: usize = 1024;
 pub trait DatagramHandler: 'static {
     /// A datagram arrived from `from`.
     fn on_datagram(&mut self, cx: &mut UdpContext<'_>, data: &[u8], from: SocketAddr);
-}
-
-/// Identifies a UDP socket of a [`Reactor`].
-///
-/// # Examples
-///
-/// See [`Reactor::bind_udp`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UdpId(u64);
-
-impl UdpId {
-    pub(crate) fn new(key: usize, gen: u32) -> UdpId {
-        UdpId(pack(key, gen))
-    }
-
-    fn key(self) -> usize {
-        unpack(self.0).0
-    }
-
-    fn gen(self) -> u32 {
-        unpack(self.0).1
-    }
-}
-
-impl fmt::Debug for UdpId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (key, gen) = unpack(self.0);
-        write!(f, "udp#{key}.{gen}")
-    }
 }
 
 pub(crate) struct UdpSocketEntry {
@@ -290,7 +260,7 @@ impl Core {
                 Err(e) => log::debug!("{id:?}: receive error: {e}"),
             }
         }
-        self.ready.push_back(mio::Token(id.0 as usize));
+        self.ready.push_back(id.token());
     }
 }
 
@@ -339,7 +309,7 @@ impl Reactor {
         let interest = Interest::READABLE | Interest::WRITABLE;
         core.poll
             .registry()
-            .register(&mut socket, mio::Token(id.0 as usize), interest)?;
+            .register(&mut socket, id.token(), interest)?;
         let entry = UdpSocketEntry {
             socket,
             handler: Some(Box::new(handler)),
