@@ -149,6 +149,8 @@ pub struct SyscallCounter {
     perf: Child,
     ctl: File,
     acks: Receiver<()>,
+    /// A second handle on the acknowledgement FIFO, to wake its reader thread for good.
+    ack_wake: File,
     dir: PathBuf,
     waits: bool,
 }
@@ -195,6 +197,7 @@ impl SyscallCounter {
             .read(true)
             .write(true)
             .open(dir.join("ack"))?;
+        let ack_wake = ack.try_clone()?;
         let (tx, acks) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(ack).split(b'\n') {
@@ -207,6 +210,7 @@ impl SyscallCounter {
             perf,
             ctl,
             acks,
+            ack_wake,
             dir,
             waits,
         };
@@ -270,6 +274,10 @@ impl SyscallCounter {
 
 impl Drop for SyscallCounter {
     fn drop(&mut self) {
+        // The reader thread holds the FIFO open read-write, so it never sees end-of-file: drop
+        // our end of its channel, then give it one more line, and its next send fails.
+        drop(std::mem::replace(&mut self.acks, mpsc::channel().1));
+        let _ = self.ack_wake.write_all(b"\n");
         let _ = self.perf.kill();
         let _ = self.perf.wait();
         let _ = fs::remove_dir_all(&self.dir);
