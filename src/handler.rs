@@ -16,8 +16,10 @@ use crate::schedule::TimerId;
 /// The reactor owns the socket and its buffers and calls these methods from its single thread.
 /// Only [`on_data`](Self::on_data) must be written; every other method has a default.
 ///
-/// Writes made through the [`Context`] inside a callback are queued and flushed together, in one
-/// `write` system call when the socket takes them, right after the callback returns.
+/// Writes made through the [`Context`] are queued and flushed together before the reactor next
+/// waits for events: one `write` system call per connection per loop iteration when the socket
+/// takes them all. Replies to `on_data` leave after the whole batch of events was dispatched, so
+/// a peer receives them together (see `src/reactor.rs`, step 4).
 ///
 /// # Examples
 ///
@@ -350,9 +352,9 @@ impl<'a> Context<'a> {
         self.id
     }
 
-    /// Queues `data` for this connection. Everything written during one callback goes out in a
-    /// single write after the callback returns; what the socket does not take at once is kept,
-    /// in order, and sent as it becomes writable.
+    /// Queues `data` for this connection. Everything written during one loop iteration goes
+    /// out in a single write before the reactor next waits for events; what the socket does not
+    /// take at once is kept, in order, and sent as it becomes writable.
     ///
     /// Writing after [`close`](Self::close), [`abort`](Self::abort) or
     /// [`shutdown_write`](Self::shutdown_write) discards the bytes (logged at debug).

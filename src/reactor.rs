@@ -8,11 +8,12 @@
 //! 2. **Poll.** `poll.poll(&mut events, timeout)`; `Interrupted` just ends the wait early.
 //! 3. **Dispatch** every event by token, then the still-ready queue: a listener accepts, a
 //!    connection flushes (if output is pending and the socket is writable) and reads, a UDP
-//!    socket receives. Handler writes are flushed right after each callback (one `write` per
-//!    callback). Then the callbacks that need the whole reactor: jobs posted through a
-//!    [`Handle`](crate::Handle) (the waker's event) and ready foreign sources.
-//! 4. **Deferred work.** Output queued for other connections (chat broadcasts, proxies) is
-//!    flushed once per connection; closes are completed: the slot is freed, the socket closed, and
+//!    socket receives. Replies written by `on_data` are only queued here. Then the callbacks
+//!    that need the whole reactor: jobs posted through a [`Handle`](crate::Handle) (the waker's
+//!    event) and ready foreign sources.
+//! 4. **Deferred work.** Queued output (replies, chat broadcasts, proxied bytes) is flushed
+//!    once per connection: one `write` each, and the replies to a whole batch of events leave
+//!    together, so the peer wakes once for them and the next poll returns a fuller batch; closes are completed: the slot is freed, the socket closed, and
 //!    `on_close` called. Slots are freed only here, never during dispatch, so an event in the
 //!    current batch cannot reach a slot's next owner (tokens also carry a generation).
 //! 5. **Timers** due now fire in `(deadline, sequence)` order; timers they arm wait for the next
