@@ -595,17 +595,40 @@ impl Core {
     /// Runs one handler callback for `id` with a context on this reactor. The handler is taken out
     /// of its slot for the duration, so the callback may freely use the context (even on its own
     /// connection); slots are only freed after dispatch, so it can always be put back.
+    ///
+    /// A panic in the callback closes this connection only (reset, `CloseReason::Panicked`,
+    /// logged at error), unless the reactor was told to let panics through
+    /// ([`Reactor::set_catch_panics`](crate::Reactor::set_catch_panics)). The handler is kept,
+    /// so `on_close` can still clean up what it shares with others.
     pub(crate) fn call<R>(
         &mut self,
         id: ConnId,
         f: impl FnOnce(&mut dyn Handler, &mut Context<'_>) -> R,
     ) -> Option<R> {
         let mut handler = self.conn_mut(id)?.handler.take()?;
-        let result = f(&mut *handler, &mut Context::new(self, id));
+        let result = if self.catch_panics {
+            // Unwind safety: after a panic the handler is only ever given `on_close`, and the
+            // reactor's own state is changed by the context in whole steps, never left half-done.
+            let mut cx = Context::new(self, id);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *handler, &mut cx)))
+        } else {
+            Ok(f(&mut *handler, &mut Context::new(self, id)))
+        };
         if let Some(conn) = self.conn_mut(id) {
             conn.handler = Some(handler);
         }
-        Some(result)
+        match result {
+            Ok(r) => Some(r),
+            Err(payload) => {
+                let message = crate::handler::panic_message(&*payload);
+                log::error!("{id}: handler panicked: {message}; closing this connection");
+                let _ = self.close(id, CloseMode::Abort);
+                if let Some(conn) = self.conn_mut(id) {
+                    conn.override_reason(CloseReason::Panicked(message));
+                }
+                None
+            }
+        }
     }
 }
 

@@ -81,6 +81,8 @@ pub(crate) struct Core {
     /// Listeners waiting for file descriptors (or memory) to accept again.
     pub(crate) paused: Vec<ListenerId>,
     pub(crate) stopping: bool,
+    /// Handler panics close their connection (true, the default) or unwind out of `run`.
+    pub(crate) catch_panics: bool,
     pub(crate) shutdown: Option<ShutdownState>,
     /// Coarse loop time, read once per iteration: activity stamps cost a store, not a clock call.
     epoch: Instant,
@@ -111,6 +113,7 @@ impl Core {
             pool: BufPool::default(),
             paused: Vec::new(),
             stopping: false,
+            catch_panics: true,
             shutdown: None,
             epoch: Instant::now(),
             now_ms: 0,
@@ -281,7 +284,20 @@ impl Core {
         self.counters.count_close(&reason);
         log::debug!("{id}: closed ({reason})");
         if let Some(mut handler) = handler {
-            handler.on_close(&mut Context::new(self, id), reason);
+            let mut cx = Context::new(self, id);
+            // A panic here cannot close anything more; it is logged and the loop goes on.
+            let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handler.on_close(&mut cx, reason)
+            }));
+            if let Err(payload) = closed {
+                if !self.catch_panics {
+                    std::panic::resume_unwind(payload);
+                }
+                log::error!(
+                    "{id}: handler panicked in on_close: {}",
+                    crate::handler::panic_message(&*payload)
+                );
+            }
         }
         // A descriptor was freed: listeners stopped by EMFILE can try again now.
         self.resume_paused();

@@ -261,6 +261,9 @@ pub enum CloseReason {
     IdleTimeout,
     /// Still open when a graceful shutdown's deadline passed; queued output was discarded.
     ShutdownDeadline,
+    /// The handler panicked (the message is given); the connection was reset and the reactor
+    /// went on serving the others.
+    Panicked(String),
 }
 
 impl CloseReason {
@@ -272,7 +275,21 @@ impl CloseReason {
     /// assert!(!sockloop::CloseReason::Local.is_error());
     /// ```
     pub fn is_error(&self) -> bool {
-        matches!(self, CloseReason::ConnectFailed(_) | CloseReason::Error(_))
+        matches!(
+            self,
+            CloseReason::ConnectFailed(_) | CloseReason::Error(_) | CloseReason::Panicked(_)
+        )
+    }
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message), for logs.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    match payload.downcast_ref::<&str>() {
+        Some(s) => (*s).to_string(),
+        None => payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| "non-text panic".to_string()),
     }
 }
 
@@ -286,6 +303,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Error(e) => write!(f, "error: {e}"),
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
             CloseReason::ShutdownDeadline => f.write_str("closed at the shutdown deadline"),
+            CloseReason::Panicked(m) => write!(f, "handler panicked: {m}"),
         }
     }
 }

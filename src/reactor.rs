@@ -377,6 +377,23 @@ impl Reactor {
         self.core.counters.snapshot()
     }
 
+    /// Chooses what a panic in a connection's handler does: `true` (the default) closes that
+    /// connection only, with [`CloseReason::Panicked`](crate::CloseReason::Panicked), logged at
+    /// error with its id, and the reactor goes on serving the others; `false` lets the panic
+    /// unwind out of [`run`](Self::run), for programs that would rather crash (or abort, with
+    /// `panic = "abort"`) than run on after a bug.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut reactor = sockloop::Reactor::new()?;
+    /// reactor.set_catch_panics(false); // a handler bug takes the process down
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_catch_panics(&mut self, catch: bool) {
+        self.core.catch_panics = catch;
+    }
+
     pub(crate) fn core(&self) -> &Core {
         &self.core
     }

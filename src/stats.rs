@@ -33,6 +33,8 @@ pub struct ClosedStats {
     pub idle_timeout: u64,
     /// Still busy when a graceful shutdown's deadline passed ([`CloseReason::ShutdownDeadline`]).
     pub shutdown_deadline: u64,
+    /// Closed because the handler panicked ([`CloseReason::Panicked`]).
+    pub panicked: u64,
 }
 
 impl ClosedStats {
@@ -51,6 +53,7 @@ impl ClosedStats {
             + self.error
             + self.idle_timeout
             + self.shutdown_deadline
+            + self.panicked
     }
 }
 
@@ -128,7 +131,7 @@ impl fmt::Display for Stats {
         write!(
             f,
             "open {} | accepted {} connected {} | closed {} (peer {}, local {}, aborted {}, \
-             error {}, connect failed {}, idle {}, shutdown {}) | read {} B written {} B | \
+             error {}, connect failed {}, idle {}, shutdown {}, panicked {}) | read {} B written {} B | \
              accept errors {} | timers {} | iterations {} ({:.2} events each)",
             self.open_connections,
             self.accepted,
@@ -141,6 +144,7 @@ impl fmt::Display for Stats {
             c.connect_failed,
             c.idle_timeout,
             c.shutdown_deadline,
+            c.panicked,
             self.bytes_read,
             self.bytes_written,
             self.accept_errors,
@@ -171,6 +175,7 @@ impl std::ops::Add for ClosedStats {
             error: self.error + o.error,
             idle_timeout: self.idle_timeout + o.idle_timeout,
             shutdown_deadline: self.shutdown_deadline + o.shutdown_deadline,
+            panicked: self.panicked + o.panicked,
         }
     }
 }
@@ -222,6 +227,7 @@ impl Counters {
             CloseReason::Error(_) => c.error += 1,
             CloseReason::IdleTimeout => c.idle_timeout += 1,
             CloseReason::ShutdownDeadline => c.shutdown_deadline += 1,
+            CloseReason::Panicked(_) => c.panicked += 1,
         }
     }
 
