@@ -157,6 +157,11 @@ impl Queues {
         self.settle(pool);
     }
 
+    /// Unconsumed input bytes.
+    pub(crate) fn input_len(&self) -> usize {
+        self.0.as_ref().map_or(0, |p| p.input.len())
+    }
+
     pub(crate) fn input_is_empty(&self) -> bool {
         self.0.as_ref().is_none_or(|p| p.input.is_empty())
     }

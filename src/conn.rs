@@ -32,6 +32,9 @@ use crate::stream::Stream;
 /// with edge-triggered readiness no new event would come for the bytes left behind.
 const READ_BUDGET: usize = 16;
 
+/// Default bound on input a handler leaves unconsumed: 1 MiB.
+pub(crate) const DEFAULT_INPUT_LIMIT_KIB: u16 = 1024;
+
 /// How long a gracefully closing connection waits for the peer's FIN after sending its own.
 const LINGER: Duration = Duration::from_secs(5);
 /// During a graceful shutdown, how long a connection that has sent everything and its FIN waits
@@ -90,6 +93,8 @@ pub(crate) struct Conn {
     last_active: u64,
     /// Idle timeout in ms; 0 for none.
     idle_ms: u32,
+    /// Most unconsumed input allowed, in KiB (fits in the padding a `u32` would not).
+    input_limit_kib: u16,
 }
 
 impl Conn {
@@ -108,10 +113,16 @@ impl Conn {
             reason: None,
             last_active: now_ms,
             idle_ms: 0,
+            input_limit_kib: DEFAULT_INPUT_LIMIT_KIB,
         }
     }
 
     /// Gives the connection an idle timeout (the caller arms the first check).
+    /// Sets the most unconsumed input the handler may leave (in KiB).
+    pub(crate) fn set_input_limit_kib(&mut self, kib: u16) {
+        self.input_limit_kib = kib;
+    }
+
     pub(crate) fn set_idle(&mut self, idle: Duration) {
         self.idle_ms = idle.as_millis().clamp(1, u32::MAX as u128) as u32;
     }
@@ -346,10 +357,27 @@ impl Core {
                 conn.bufs.restore_input(pool, pending);
             }
         }
+        self.check_input_limit(id);
         // Flushed with the rest of this dispatch pass in step 4, not now: the replies to one
         // batch of events leave together, so the peer wakes once for the lot and answers in a
         // burst, and the next poll returns a fuller batch (fewer epoll_wait calls per message).
         self.mark_dirty(id);
+    }
+
+    /// Closes `id` if its handler left more unconsumed input than allowed: a peer that sends a
+    /// message the handler can never complete (or never parse) must not grow memory without end.
+    fn check_input_limit(&mut self, id: ConnId) {
+        let Some(conn) = self.conn(id) else { return };
+        let (held, limit) = (conn.bufs.input_len(), conn.input_limit_kib as usize * 1024);
+        if held > limit {
+            log::warn!(
+                "{id}: {held} bytes of unconsumed input exceed the limit of {limit}; closing"
+            );
+            let _ = self.close(id, CloseMode::Abort);
+            if let Some(conn) = self.conn_mut(id) {
+                conn.override_reason(CloseReason::InputLimit);
+            }
+        }
     }
 
     /// The peer's FIN was read.

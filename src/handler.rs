@@ -261,6 +261,9 @@ pub enum CloseReason {
     IdleTimeout,
     /// Still open when a graceful shutdown's deadline passed; queued output was discarded.
     ShutdownDeadline,
+    /// The handler left more unconsumed input than allowed
+    /// ([`ListenOptions::max_input`](crate::ListenOptions::max_input)); the connection was reset.
+    InputLimit,
     /// The handler panicked (the message is given); the connection was reset and the reactor
     /// went on serving the others.
     Panicked(String),
@@ -304,6 +307,7 @@ impl fmt::Display for CloseReason {
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
             CloseReason::ShutdownDeadline => f.write_str("closed at the shutdown deadline"),
             CloseReason::Panicked(m) => write!(f, "handler panicked: {m}"),
+            CloseReason::InputLimit => f.write_str("input limit exceeded"),
         }
     }
 }

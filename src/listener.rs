@@ -49,6 +49,7 @@ pub struct ListenOptions {
     nodelay: bool,
     idle_timeout: Option<Duration>,
     reuse_port: bool,
+    input_limit_kib: u16,
 }
 
 impl Default for ListenOptions {
@@ -60,6 +61,7 @@ impl Default for ListenOptions {
             nodelay: true,
             idle_timeout: None,
             reuse_port: false,
+            input_limit_kib: crate::conn::DEFAULT_INPUT_LIMIT_KIB,
         }
     }
 }
@@ -159,6 +161,33 @@ impl ListenOptions {
     pub fn reuse_port(mut self, reuse: bool) -> Self {
         self.reuse_port = reuse;
         self
+    }
+
+    /// Bounds the input a handler may leave unconsumed (a partial message it waits to
+    /// complete): a connection holding more is reset with
+    /// [`CloseReason::InputLimit`](crate::CloseReason::InputLimit). Rounded up to whole KiB,
+    /// between 1 KiB and 64 MiB; the default is 1 MiB.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = sockloop::ListenOptions::new().max_input(64 * 1024);
+    /// assert_eq!(options.get_max_input(), 64 * 1024);
+    /// ```
+    pub fn max_input(mut self, bytes: usize) -> Self {
+        self.input_limit_kib = bytes.div_ceil(1024).clamp(1, u16::MAX as usize) as u16;
+        self
+    }
+
+    /// The input bound in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_max_input(), 1 << 20);
+    /// ```
+    pub fn get_max_input(&self) -> usize {
+        self.input_limit_kib as usize * 1024
     }
 
     /// Whether `SO_REUSEPORT` is set.
@@ -329,9 +358,12 @@ impl Core {
                             log::debug!("{id}: TCP_NODELAY not set for {peer}: {e}");
                         }
                     }
-                    let idle = listener.options.idle_timeout;
+                    let (idle, input_kib) = (
+                        listener.options.idle_timeout,
+                        listener.options.input_limit_kib,
+                    );
                     let handler = (listener.factory)();
-                    self.open_accepted(stream, handler, &peer, idle);
+                    self.open_accepted(stream, handler, &peer, idle, input_kib);
                 }
                 // Backlog drained.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -357,6 +389,7 @@ impl Core {
         handler: Box<dyn Handler>,
         peer: &str,
         idle: Option<Duration>,
+        input_kib: u16,
     ) {
         let id = match self.add_conn(stream, handler, State::Open) {
             Ok(id) => id,
@@ -368,6 +401,9 @@ impl Core {
         };
         self.counters.stats.accepted += 1;
         log::debug!("{id}: accepted from {peer}");
+        if let Some(conn) = self.conn_mut(id) {
+            conn.set_input_limit_kib(input_kib);
+        }
         if let Some(idle) = idle {
             if let Some(conn) = self.conn_mut(id) {
                 conn.set_idle(idle);

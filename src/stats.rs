@@ -35,6 +35,8 @@ pub struct ClosedStats {
     pub shutdown_deadline: u64,
     /// Closed because the handler panicked ([`CloseReason::Panicked`]).
     pub panicked: u64,
+    /// Closed for holding too much unconsumed input ([`CloseReason::InputLimit`]).
+    pub input_limit: u64,
 }
 
 impl ClosedStats {
@@ -54,6 +56,7 @@ impl ClosedStats {
             + self.idle_timeout
             + self.shutdown_deadline
             + self.panicked
+            + self.input_limit
     }
 }
 
@@ -131,7 +134,7 @@ impl fmt::Display for Stats {
         write!(
             f,
             "open {} | accepted {} connected {} | closed {} (peer {}, local {}, aborted {}, \
-             error {}, connect failed {}, idle {}, shutdown {}, panicked {}) | read {} B written {} B | \
+             error {}, connect failed {}, idle {}, shutdown {}, panicked {}, input limit {}) | read {} B written {} B | \
              accept errors {} | timers {} | iterations {} ({:.2} events each)",
             self.open_connections,
             self.accepted,
@@ -145,6 +148,7 @@ impl fmt::Display for Stats {
             c.idle_timeout,
             c.shutdown_deadline,
             c.panicked,
+            c.input_limit,
             self.bytes_read,
             self.bytes_written,
             self.accept_errors,
@@ -176,6 +180,7 @@ impl std::ops::Add for ClosedStats {
             idle_timeout: self.idle_timeout + o.idle_timeout,
             shutdown_deadline: self.shutdown_deadline + o.shutdown_deadline,
             panicked: self.panicked + o.panicked,
+            input_limit: self.input_limit + o.input_limit,
         }
     }
 }
@@ -228,6 +233,7 @@ impl Counters {
             CloseReason::IdleTimeout => c.idle_timeout += 1,
             CloseReason::ShutdownDeadline => c.shutdown_deadline += 1,
             CloseReason::Panicked(_) => c.panicked += 1,
+            CloseReason::InputLimit => c.input_limit += 1,
         }
     }
 

@@ -109,8 +109,11 @@ fn echo_queue_grows_while_client_does_not_read_and_drains_in_order() {
             writer.write_all(chunk).unwrap();
         }
     });
-    util::wait_until("1 MiB of echo queued in the reactor", || {
-        max_queued.load(Ordering::Relaxed) >= 1 << 20
+    // Writes are flushed once per iteration and one iteration reads at most 1 MiB (the read
+    // budget), so only a queue above 2 MiB proves that a flush left bytes behind: the socket
+    // blocked, and on_drained is owed once the queue empties.
+    util::wait_until("3 MiB of echo queued in the reactor", || {
+        max_queued.load(Ordering::Relaxed) >= 3 << 20
     });
     let got = util::read_exactly(&mut c, TOTAL);
     w.join().unwrap();

@@ -64,10 +64,18 @@ fn reply(n: u32, payload: &[u8]) -> Vec<u8> {
 fn serve_frames() -> (std::net::SocketAddr, util::ReactorThread, Arc<AtomicUsize>) {
     let partial = Arc::new(AtomicUsize::new(0));
     let p = Arc::clone(&partial);
-    let (addr, server) = util::serve(move || FrameEcho {
-        frames: 0,
-        partial: Arc::clone(&p),
-        leftover: Rc::new(Cell::new(0)),
+    // The largest frame is 3 MiB, held whole until complete: above the default input bound.
+    let (addr, server) = util::spawn_reactor(move |reactor| {
+        let options = sockloop::ListenOptions::new().max_input(4 << 20);
+        let factory = move || FrameEcho {
+            frames: 0,
+            partial: Arc::clone(&p),
+            leftover: Rc::new(Cell::new(0)),
+        };
+        reactor
+            .listen_with(util::localhost(), options, factory)
+            .unwrap()
+            .1
     });
     (addr, server, partial)
 }
