@@ -118,6 +118,11 @@ impl Conn {
     }
 
     /// Gives the connection an idle timeout (the caller arms the first check).
+    /// The handler has left more unconsumed input than its limit.
+    fn over_input_limit(&self) -> bool {
+        self.bufs.input_len() > self.input_limit_kib as usize * 1024
+    }
+
     /// Sets the most unconsumed input the handler may leave (in KiB).
     pub(crate) fn set_input_limit_kib(&mut self, kib: u16) {
         self.input_limit_kib = kib;
@@ -334,6 +339,8 @@ impl Core {
         let Some(conn) = conn_in(slots, id) else {
             return;
         };
+        // Only a leftover can break the input bound, so it is checked where one is stored.
+        let mut over_limit = false;
         if conn.bufs.input_is_empty() {
             // Common case: parse straight from the shared read buffer, copy only a leftover.
             let mut input = Input::new(data);
@@ -343,6 +350,7 @@ impl Core {
                 let (slots, pool) = self.split_pool();
                 if let Some(conn) = conn_in(slots, id) {
                     conn.bufs.push_input(pool, rest);
+                    over_limit = conn.over_input_limit();
                 }
             }
         } else {
@@ -355,28 +363,30 @@ impl Core {
             let (slots, pool) = self.split_pool();
             if let Some(conn) = conn_in(slots, id) {
                 conn.bufs.restore_input(pool, pending);
+                over_limit = conn.over_input_limit();
             }
         }
-        self.check_input_limit(id);
+        if over_limit {
+            self.close_over_input_limit(id);
+        }
         // Flushed with the rest of this dispatch pass in step 4, not now: the replies to one
         // batch of events leave together, so the peer wakes once for the lot and answers in a
         // burst, and the next poll returns a fuller batch (fewer epoll_wait calls per message).
         self.mark_dirty(id);
     }
 
-    /// Closes `id` if its handler left more unconsumed input than allowed: a peer that sends a
+    /// Resets `id`, whose handler left more unconsumed input than allowed: a peer that sends a
     /// message the handler can never complete (or never parse) must not grow memory without end.
-    fn check_input_limit(&mut self, id: ConnId) {
-        let Some(conn) = self.conn(id) else { return };
-        let (held, limit) = (conn.bufs.input_len(), conn.input_limit_kib as usize * 1024);
-        if held > limit {
+    fn close_over_input_limit(&mut self, id: ConnId) {
+        if let Some(conn) = self.conn(id) {
+            let (held, limit) = (conn.bufs.input_len(), conn.input_limit_kib as usize * 1024);
             log::warn!(
                 "{id}: {held} bytes of unconsumed input exceed the limit of {limit}; closing"
             );
-            let _ = self.close(id, CloseMode::Abort);
-            if let Some(conn) = self.conn_mut(id) {
-                conn.override_reason(CloseReason::InputLimit);
-            }
+        }
+        let _ = self.close(id, CloseMode::Abort);
+        if let Some(conn) = self.conn_mut(id) {
+            conn.override_reason(CloseReason::InputLimit);
         }
     }
 

@@ -30,14 +30,6 @@ fn drain(rx: &mut pipe::Receiver, into: &mut Vec<u8>) -> bool {
     }
 }
 
-/// Sets a loop timer that raises a flag once `after` has passed on the loop.
-fn flag_after(reactor: &mut Reactor, after: Duration) -> Rc<Cell<bool>> {
-    let flag = Rc::new(Cell::new(false));
-    let raised = Rc::clone(&flag);
-    reactor.add_timer(after, move |_| raised.set(true));
-    flag
-}
-
 #[test]
 fn pipe_bytes_written_from_another_thread_arrive_in_order() {
     const LEN: usize = 1 << 20;
@@ -126,7 +118,7 @@ fn source_removed_in_its_own_callback_gets_no_more_callbacks_and_is_closed() {
     // The reactor dropped the read end once the callback returned: the pipe is broken.
     let err = tx.write(b"more").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BrokenPipe);
-    let done = flag_after(&mut reactor, Duration::from_millis(50));
+    let done = util::flag_after(&mut reactor, Duration::from_millis(50));
     util::run_until(&mut reactor, "50 ms to pass", |_| done.get());
     assert_eq!(calls.get(), 1, "callbacks after removal");
 }
@@ -166,7 +158,7 @@ fn source_removed_by_another_callback_in_the_same_iteration_gets_no_callback() {
         ids.borrow_mut().push(id);
     }
     util::run_until(&mut reactor, "a callback", |_| !ran.borrow().is_empty());
-    let done = flag_after(&mut reactor, Duration::from_millis(30));
+    let done = util::flag_after(&mut reactor, Duration::from_millis(30));
     util::run_until(&mut reactor, "30 ms to pass", |_| done.get());
     let ran = ran.borrow();
     assert_eq!(ran.len(), 1, "callbacks: {ran:?}");

@@ -50,14 +50,6 @@ fn drive_until(
     }
 }
 
-/// Sets a loop timer that raises a flag: "this much time has passed on the loop".
-fn flag_after(reactor: &mut Reactor, after: Duration) -> Rc<Cell<bool>> {
-    let flag = Rc::new(Cell::new(false));
-    let raised = Rc::clone(&flag);
-    reactor.add_timer(after, move |_| raised.set(true));
-    flag
-}
-
 #[test]
 fn timers_fire_by_deadline_and_equal_delays_fire_in_the_order_set() {
     // Deliberately out of order, with repeats.
@@ -194,7 +186,7 @@ fn cancelled_loop_timer_never_fires_and_cancel_reports_whether_it_was_armed() {
     assert!(reactor.cancel_timer(b), "b was armed");
     assert!(!reactor.cancel_timer(b), "b was already cancelled");
 
-    let done = flag_after(&mut reactor, 60 * MS);
+    let done = util::flag_after(&mut reactor, 60 * MS);
     util::run_until(&mut reactor, "the last timer", |_| done.get());
     assert_eq!(*fired.borrow(), ["a"], "cancelled timers fired");
     assert_eq!(cancelled_from_callback.get(), Some(true));
@@ -249,7 +241,7 @@ fn connection_timer_cancelled_by_its_handler_never_fires() {
         !report.borrow().is_empty()
     });
     // Well past the long timer's deadline.
-    let done = flag_after(&mut reactor, 100 * MS);
+    let done = util::flag_after(&mut reactor, 100 * MS);
     util::run_until(&mut reactor, "time to pass", |_| done.get());
     assert_eq!(
         *report.borrow(),
@@ -442,7 +434,7 @@ fn repeating_timer_ticks_on_its_period_and_can_cancel_itself() {
     own.set(Some(id));
     util::run_until(&mut reactor, "five ticks", |_| ticks.borrow().len() >= 5);
     // Ten more periods: a tick after the cancel would show here.
-    let done = flag_after(&mut reactor, 10 * PERIOD);
+    let done = util::flag_after(&mut reactor, 10 * PERIOD);
     util::run_until(&mut reactor, "ten periods to pass", |_| done.get());
 
     let ticks = ticks.borrow();
@@ -501,7 +493,7 @@ fn repeating_timer_with_zero_period_fires_at_most_once_per_millisecond() {
     let seen = Rc::clone(&ticks);
     let start = Instant::now();
     let id = reactor.add_repeating_timer(Duration::ZERO, move |_| seen.set(seen.get() + 1));
-    let done = flag_after(&mut reactor, 30 * MS);
+    let done = util::flag_after(&mut reactor, 30 * MS);
     util::run_until(&mut reactor, "30 ms to pass", |_| done.get());
     let elapsed_ms = start.elapsed().as_millis() as u64;
     assert!(ticks.get() >= 1, "it ticks");
@@ -580,7 +572,7 @@ fn aborted_connection_timer_never_fires_even_when_its_slot_is_reused() {
     util::run_until(&mut reactor, "connection 1 to open", |_| {
         seen.borrow().contains(&Seen::Open(1))
     });
-    let done = flag_after(&mut reactor, 100 * MS);
+    let done = util::flag_after(&mut reactor, 100 * MS);
     util::run_until(&mut reactor, "connection 0's deadline to pass", |_| {
         done.get()
     });
@@ -619,7 +611,7 @@ fn timer_of_a_connection_closed_by_its_peer_never_fires() {
     let closed_before_deadline = opened.elapsed() < delay;
     let mut rest = Vec::new();
     assert_eq!(client.read_to_end(&mut rest).unwrap(), 0, "EOF");
-    let done = flag_after(&mut reactor, delay + 100 * MS);
+    let done = util::flag_after(&mut reactor, delay + 100 * MS);
     util::run_until(&mut reactor, "the deadline to pass", |_| done.get());
     let seen = seen.borrow();
     let close = seen

@@ -332,6 +332,15 @@ impl Drop for RunThread {
     }
 }
 
+/// Sets a loop timer that raises a flag: "this much time has passed on the loop" (a deadline
+/// measured by the reactor itself, for tests that must show something did *not* happen).
+pub fn flag_after(reactor: &mut Reactor, after: Duration) -> std::rc::Rc<std::cell::Cell<bool>> {
+    let flag = std::rc::Rc::new(std::cell::Cell::new(false));
+    let raised = std::rc::Rc::clone(&flag);
+    reactor.add_timer(after, move |_| raised.set(true));
+    flag
+}
+
 /// Runs iterations of a reactor owned by the calling thread until `done` holds; panics after
 /// [`TIMEOUT`].
 #[track_caller]
