@@ -20,8 +20,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::buf::Queues;
+use crate::context::Context;
 use crate::core::{gone, Core, Entry, Slot, TimerAction};
-use crate::handler::{CloseReason, Context, Handler};
+use crate::handler::{CloseReason, Handler};
 use crate::id::ConnId;
 use crate::input::Input;
 use crate::source::Readiness;

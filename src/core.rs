@@ -16,7 +16,8 @@ use slab::Slab;
 
 use crate::buf::BufPool;
 use crate::conn::{conn_in, Conn, State};
-use crate::handler::{CloseReason, Context, Handler};
+use crate::context::Context;
+use crate::handler::{CloseReason, Handler};
 use crate::id::{unpack, ConnId, ListenerId, SourceId, UdpId};
 use crate::listener::Listener;
 use crate::schedule::LoopTimer;

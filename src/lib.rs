@@ -41,6 +41,7 @@
 
 mod buf;
 mod conn;
+mod context;
 mod core;
 mod handle;
 mod handler;
@@ -57,8 +58,9 @@ mod stream;
 mod timer;
 mod udp;
 
+pub use context::Context;
 pub use handle::Handle;
-pub use handler::{CloseReason, Context, Handler};
+pub use handler::{CloseReason, Handler};
 pub use id::{ConnId, ListenerId, SourceId, UdpId};
 pub use input::Input;
 pub use listener::ListenOptions;

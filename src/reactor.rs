@@ -209,7 +209,7 @@ impl Reactor {
     ///
     /// The handler's [`on_open`](Handler::on_open) runs once the connection is really
     /// established. If it cannot be (refused, unreachable, no descriptors left), the same handler
-    /// gets [`on_close`](Handler::on_close) with [`CloseReason::ConnectFailed`] and the error
+    /// gets [`on_close`](Handler::on_close) with [`CloseReason::ConnectFailed`](crate::CloseReason::ConnectFailed) and the error
     /// instead; that is why this method returns no `Result`. Output written with
     /// [`write_to`](Self::write_to) before the connection opens is sent once it does.
     ///
@@ -510,7 +510,7 @@ impl Reactor {
         self.core.connect_unix(path.as_ref(), Box::new(handler))
     }
 
-    /// Runs iterations until [`stop`](Self::stop) (or [`Context::stop`]) is called.
+    /// Runs iterations until [`stop`](Self::stop) (or [`Context::stop`](crate::Context::stop)) is called.
     ///
     /// # Examples
     ///

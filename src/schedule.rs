@@ -9,8 +9,9 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::context::Context;
 use crate::core::{Core, TimerAction};
-use crate::handler::{CloseReason, Context};
+use crate::handler::CloseReason;
 use crate::id::ConnId;
 use crate::reactor::Reactor;
 use crate::timer::TimerKey;
