@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::buf::Queues;
 use crate::context::Context;
 use crate::core::{gone, Core, Entry, Slot, TimerAction};
-use crate::handler::{CloseReason, Handler};
+use crate::handler::{CloseReason, Handler, PanicPolicy};
 use crate::id::ConnId;
 use crate::input::Input;
 use crate::source::Readiness;
@@ -32,9 +32,6 @@ use crate::stream::Stream;
 /// buffer that is 1 MiB. A connection that still has data goes on the still-ready queue, because
 /// with edge-triggered readiness no new event would come for the bytes left behind.
 const READ_BUDGET: usize = 16;
-
-/// Default bound on input a handler leaves unconsumed: 1 MiB.
-pub(crate) const DEFAULT_INPUT_LIMIT_KIB: u16 = 1024;
 
 /// How long a gracefully closing connection waits for the peer's FIN after sending its own.
 const LINGER: Duration = Duration::from_secs(5);
@@ -77,15 +74,20 @@ const WR_SHUT: u8 = 4;
 const FIN_SEEN: u8 = 8;
 /// The connection is on the reactor's dirty list (avoids duplicate entries).
 const DIRTY: u8 = 16;
+/// Queued output went above the high watermark: reading is paused until it is down to the low
+/// one, and the handler was told the connection is not writable (`src/flow.rs`).
+pub(crate) const OVER_HIGH: u8 = 32;
+/// Armed with a first-bytes timeout: the handler has not consumed any input yet.
+pub(crate) const AWAIT_FIRST: u8 = 64;
 
 pub(crate) struct Conn {
     stream: Stream,
     /// Taken out while one of its callbacks runs, so the callback can borrow the reactor.
     handler: Option<Box<dyn Handler>>,
-    state: State,
-    flags: u8,
+    pub(crate) state: State,
+    pub(crate) flags: u8,
     /// Unconsumed input and unsent output; holds no memory while both are empty.
-    bufs: Queues,
+    pub(crate) bufs: Queues,
     /// Why it closed; boxed because it is needed once, at the end, and an idle connection
     /// should not pay 16 bytes for it.
     reason: Option<Box<CloseReason>>,
@@ -94,8 +96,9 @@ pub(crate) struct Conn {
     last_active: u64,
     /// Idle timeout in ms; 0 for none.
     idle_ms: u32,
-    /// Most unconsumed input allowed, in KiB (fits in the padding a `u32` would not).
-    input_limit_kib: u16,
+    /// Its class: the limits it is held to, and whose connection count it is part of
+    /// (`src/limits.rs`); two bytes where the limits themselves would take forty.
+    class: u16,
 }
 
 impl Conn {
@@ -104,6 +107,7 @@ impl Conn {
         handler: Box<dyn Handler>,
         state: State,
         now_ms: u64,
+        class: u16,
     ) -> Conn {
         Conn {
             stream,
@@ -114,21 +118,20 @@ impl Conn {
             reason: None,
             last_active: now_ms,
             idle_ms: 0,
-            input_limit_kib: DEFAULT_INPUT_LIMIT_KIB,
+            class,
         }
     }
 
+    pub(crate) fn class(&self) -> u16 {
+        self.class
+    }
+
+    /// Below the high watermark (or back under the low one since).
+    pub(crate) fn is_writable(&self) -> bool {
+        self.flags & OVER_HIGH == 0
+    }
+
     /// Gives the connection an idle timeout (the caller arms the first check).
-    /// The handler has left more unconsumed input than its limit.
-    fn over_input_limit(&self) -> bool {
-        self.bufs.input_len() > self.input_limit_kib as usize * 1024
-    }
-
-    /// Sets the most unconsumed input the handler may leave (in KiB).
-    pub(crate) fn set_input_limit_kib(&mut self, kib: u16) {
-        self.input_limit_kib = kib;
-    }
-
     pub(crate) fn set_idle(&mut self, idle: Duration) {
         self.idle_ms = idle.as_millis().clamp(1, u32::MAX as u128) as u32;
     }
@@ -299,6 +302,27 @@ impl Core {
             {
                 return;
             }
+            // Output above the high watermark: leave the input in the kernel, so the peer's
+            // sending is throttled by TCP flow control instead of our memory. A closing
+            // connection reads on: it only looks for the peer's FIN and delivers nothing.
+            if conn.flags & OVER_HIGH != 0 && conn.state != State::Closing {
+                return;
+            }
+            // Replies are normally flushed in step 4, but past the high watermark they are
+            // sent now: only if the kernel will not take them is the peer really behind, and
+            // then the flush pauses the reading. So the queue never grows past the high mark
+            // by more than one read's worth of replies.
+            if conn.state != State::Closing
+                && conn.bufs.out_len() > self.classes.limits(conn.class()).high_water
+            {
+                self.flush(id);
+                match conn_in(&mut self.slots, id) {
+                    Some(c) if c.bufs.out_len() <= self.classes.limits(c.class()).high_water => {}
+                    // Paused by the flush (or closed): the resume will re-queue the read.
+                    _ => return,
+                }
+                continue;
+            }
             if budget == 0 {
                 self.ready.push_back(id.token());
                 return;
@@ -336,13 +360,15 @@ impl Core {
 
     /// Offers fresh bytes to the handler, prefixed by any input it left unconsumed last time.
     fn deliver(&mut self, id: ConnId, data: &[u8]) {
-        let (slots, pool) = self.split_pool();
-        let Some(conn) = conn_in(slots, id) else {
+        let Some(conn) = conn_in(&mut self.slots, id) else {
             return;
         };
         // Only a leftover can break the input bound, so it is checked where one is stored.
+        let max_input = self.classes.limits(conn.class).max_input;
+        let awaiting_first = conn.flags & AWAIT_FIRST != 0;
+        let pool = &mut self.pool;
         let mut over_limit = false;
-        if conn.bufs.input_is_empty() {
+        let consumed = if conn.bufs.input_is_empty() {
             // Common case: parse straight from the shared read buffer, copy only a leftover.
             let mut input = Input::new(data);
             self.call(id, |h, cx| h.on_data(cx, &mut input));
@@ -351,9 +377,10 @@ impl Core {
                 let (slots, pool) = self.split_pool();
                 if let Some(conn) = conn_in(slots, id) {
                     conn.bufs.push_input(pool, rest);
-                    over_limit = conn.over_input_limit();
+                    over_limit = conn.bufs.input_len() > max_input;
                 }
             }
+            input.consumed()
         } else {
             conn.bufs.push_input(pool, data);
             let mut pending = conn.bufs.take_input();
@@ -364,31 +391,20 @@ impl Core {
             let (slots, pool) = self.split_pool();
             if let Some(conn) = conn_in(slots, id) {
                 conn.bufs.restore_input(pool, pending);
-                over_limit = conn.over_input_limit();
+                over_limit = conn.bufs.input_len() > max_input;
             }
+            used
+        };
+        if awaiting_first && consumed > 0 {
+            self.first_input_consumed(id);
         }
         if over_limit {
-            self.close_over_input_limit(id);
+            self.close_over_input_limit(id, max_input);
         }
         // Flushed with the rest of this dispatch pass in step 4, not now: the replies to one
         // batch of events leave together, so the peer wakes once for the lot and answers in a
         // burst, and the next poll returns a fuller batch (fewer epoll_wait calls per message).
         self.mark_dirty(id);
-    }
-
-    /// Resets `id`, whose handler left more unconsumed input than allowed: a peer that sends a
-    /// message the handler can never complete (or never parse) must not grow memory without end.
-    fn close_over_input_limit(&mut self, id: ConnId) {
-        if let Some(conn) = self.conn(id) {
-            let (held, limit) = (conn.bufs.input_len(), conn.input_limit_kib as usize * 1024);
-            log::warn!(
-                "{id}: {held} bytes of unconsumed input exceed the limit of {limit}; closing"
-            );
-        }
-        let _ = self.close(id, CloseMode::Abort);
-        if let Some(conn) = self.conn_mut(id) {
-            conn.override_reason(CloseReason::InputLimit);
-        }
     }
 
     /// The peer's FIN was read.
@@ -466,6 +482,15 @@ impl Core {
                 (Ok(()), Some(conn)) => conn,
                 (Ok(()), None) => return,
             };
+            // Crossing a watermark pauses or resumes reading (`src/flow.rs`).
+            if conn.flags & OVER_HIGH != 0
+                || conn.bufs.out_len() > self.classes.limits(conn.class).high_water
+            {
+                self.update_writability(id);
+            }
+            let Some(conn) = conn_in(&mut self.slots, id) else {
+                return;
+            };
             if !conn.bufs.out_is_empty() {
                 return; // blocked; WRITABLE resumes
             }
@@ -512,15 +537,23 @@ impl Core {
     /// (the writes of a connection's own callback); otherwise `id` joins the dirty list, flushed
     /// before the next wait.
     pub(crate) fn send(&mut self, id: ConnId, data: &[u8], own: bool) -> io::Result<()> {
-        let (slots, pool) = self.split_pool();
-        let conn = conn_in(slots, id).ok_or_else(gone)?;
+        let conn = conn_in(&mut self.slots, id).ok_or_else(gone)?;
         if !conn.accepts_output() {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "connection no longer sends",
             ));
         }
-        conn.bufs.push_out(pool, data);
+        conn.bufs.push_out(&mut self.pool, data);
+        let queued = conn.bufs.out_len();
+        let max_output = self.classes.limits(conn.class).max_output;
+        if queued > max_output {
+            self.close_over_output_limit(id, queued, max_output);
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "output limit exceeded: the connection was reset",
+            ));
+        }
         if !own {
             self.mark_dirty(id);
         }
@@ -571,6 +604,10 @@ impl Core {
             return;
         };
         conn.state = State::Closing;
+        if conn.flags & OVER_HIGH != 0 {
+            // Reads were paused, so the edge that carried the peer's FIN may be gone: look.
+            self.ready.push_back(id.token());
+        }
         self.arm_linger_check(id, LINGER);
         self.mark_dirty(id);
     }
@@ -622,7 +659,7 @@ impl Core {
         }
     }
 
-    fn mark_dirty(&mut self, id: ConnId) {
+    pub(crate) fn mark_dirty(&mut self, id: ConnId) {
         if let Some(conn) = self.conn_mut(id) {
             if conn.flags & DIRTY == 0 {
                 conn.flags |= DIRTY;
@@ -637,7 +674,7 @@ impl Core {
     ///
     /// A panic in the callback closes this connection only (reset, `CloseReason::Panicked`,
     /// logged at error), unless the reactor was told to let panics through
-    /// ([`Reactor::set_catch_panics`](crate::Reactor::set_catch_panics)). The handler is kept,
+    /// ([`Reactor::set_panic_policy`](crate::Reactor::set_panic_policy)). The handler is kept,
     /// so `on_close` can still clean up what it shares with others.
     pub(crate) fn call<R>(
         &mut self,
@@ -645,7 +682,7 @@ impl Core {
         f: impl FnOnce(&mut dyn Handler, &mut Context<'_>) -> R,
     ) -> Option<R> {
         let mut handler = self.conn_mut(id)?.handler.take()?;
-        let result = if self.catch_panics {
+        let result = if self.panic_policy != PanicPolicy::Unwind {
             // Unwind safety: after a panic the handler is only ever given `on_close`, and the
             // reactor's own state is changed by the context in whole steps, never left half-done.
             let mut cx = Context::new(self, id);
@@ -659,7 +696,7 @@ impl Core {
         match result {
             Ok(r) => Some(r),
             Err(payload) => {
-                let message = crate::handler::panic_message(&*payload);
+                let message = crate::handler::on_panic(self.panic_policy, id, payload);
                 log::error!("{id}: handler panicked: {message}; closing this connection");
                 let _ = self.close(id, CloseMode::Abort);
                 if let Some(conn) = self.conn_mut(id) {

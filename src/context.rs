@@ -155,6 +155,34 @@ impl<'a> Context<'a> {
         self.core.conn(self.id).map_or(0, |c| c.queued())
     }
 
+    /// False while more output is queued than the high watermark allows (between
+    /// [`Handler::on_writability`]`(false)` and `(true)`); see
+    /// [`ListenOptions::output_watermarks`](crate::ListenOptions::output_watermarks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Acknowledges every line, but skips the acknowledgements while the peer lags behind.
+    /// struct Acker { skipped: u64 }
+    /// impl Handler for Acker {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         let lines = input.take_all().iter().filter(|&&b| b == b'\n').count();
+    ///         for _ in 0..lines {
+    ///             if cx.is_writable() {
+    ///                 cx.write(b"ok\n");
+    ///             } else {
+    ///                 self.skipped += 1;
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn is_writable(&self) -> bool {
+        self.core.conn(self.id).is_some_and(|c| c.is_writable())
+    }
+
     /// Closes gracefully: queued output is sent first, then the connection closes.
     ///
     /// # Examples

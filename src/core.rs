@@ -17,8 +17,9 @@ use slab::Slab;
 use crate::buf::BufPool;
 use crate::conn::{conn_in, Conn, State};
 use crate::context::Context;
-use crate::handler::{CloseReason, Handler};
+use crate::handler::{CloseReason, Handler, PanicPolicy};
 use crate::id::{unpack, ConnId, ListenerId, SourceId, UdpId};
+use crate::limits::{Classes, OUTBOUND};
 use crate::listener::Listener;
 use crate::schedule::LoopTimer;
 use crate::shutdown::ShutdownState;
@@ -61,6 +62,8 @@ pub(crate) enum TimerAction {
     Loop(usize, u32),
     /// The graceful-shutdown deadline passed.
     ShutdownDeadline,
+    /// A connection's first-bytes deadline (`ListenOptions::first_bytes_timeout`).
+    FirstBytes(ConnId),
 }
 
 pub(crate) struct Core {
@@ -79,11 +82,15 @@ pub(crate) struct Core {
     pub(crate) timers: Timers<TimerAction>,
     pub(crate) loop_timers: Slab<LoopTimer>,
     pub(crate) pool: BufPool,
+    /// Limits and connection counts per listener (`src/limits.rs`).
+    pub(crate) classes: Classes,
+    /// Most open connections (accepted and outbound) before listeners stop accepting.
+    pub(crate) max_connections: u64,
     /// Listeners waiting for file descriptors (or memory) to accept again.
     pub(crate) paused: Vec<ListenerId>,
     pub(crate) stopping: bool,
-    /// Handler panics close their connection (true, the default) or unwind out of `run`.
-    pub(crate) catch_panics: bool,
+    /// What a handler panic does (close its connection, unwind, or abort).
+    pub(crate) panic_policy: PanicPolicy,
     pub(crate) shutdown: Option<ShutdownState>,
     /// Coarse loop time, read once per iteration: activity stamps cost a store, not a clock call.
     epoch: Instant,
@@ -112,9 +119,11 @@ impl Core {
             timers: Timers::default(),
             loop_timers: Slab::new(),
             pool: BufPool::default(),
+            classes: Classes::new(),
+            max_connections: u64::MAX,
             paused: Vec::new(),
             stopping: false,
-            catch_panics: true,
+            panic_policy: PanicPolicy::CloseConnection,
             shutdown: None,
             epoch: Instant::now(),
             now_ms: 0,
@@ -189,7 +198,7 @@ impl Core {
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("connect to {addr}: TCP_NODELAY not set: {e}");
         }
-        let id = match self.add_conn(Stream::Tcp(stream), handler, State::Connecting) {
+        let id = match self.add_conn(Stream::Tcp(stream), handler, State::Connecting, OUTBOUND) {
             Ok(id) => id,
             Err((handler, e)) => return self.failed_connect(handler, e),
         };
@@ -203,7 +212,7 @@ impl Core {
             Ok(s) => s,
             Err(e) => return self.failed_connect(handler, e),
         };
-        let id = match self.add_conn(Stream::Unix(stream), handler, State::Connecting) {
+        let id = match self.add_conn(Stream::Unix(stream), handler, State::Connecting, OUTBOUND) {
             Ok(id) => id,
             Err((handler, e)) => return self.failed_connect(handler, e),
         };
@@ -227,6 +236,7 @@ impl Core {
         mut stream: Stream,
         handler: Box<dyn Handler>,
         state: State,
+        class: u16,
     ) -> Result<ConnId, (Box<dyn Handler>, io::Error)> {
         let gen = self.next_gen;
         let vacant = self.slots.vacant_entry();
@@ -238,9 +248,10 @@ impl Core {
         self.next_gen = gen.wrapping_add(1);
         vacant.insert(Slot {
             gen,
-            entry: Entry::Conn(Conn::new(stream, handler, state, self.now_ms)),
+            entry: Entry::Conn(Conn::new(stream, handler, state, self.now_ms, class)),
         });
         self.counters.open += 1;
+        self.classes.opened(class);
         Ok(id)
     }
 
@@ -275,6 +286,7 @@ impl Core {
         let (handler, reason) = match slot.entry {
             Entry::Conn(conn) => {
                 self.counters.open -= 1;
+                self.classes.closed(conn.class());
                 let (handler, reason, mut bufs) = conn.into_parts();
                 bufs.release(&mut self.pool);
                 (handler, reason)
@@ -291,13 +303,8 @@ impl Core {
                 handler.on_close(&mut cx, reason)
             }));
             if let Err(payload) = closed {
-                if !self.catch_panics {
-                    std::panic::resume_unwind(payload);
-                }
-                log::error!(
-                    "{id}: handler panicked in on_close: {}",
-                    crate::handler::panic_message(&*payload)
-                );
+                let message = crate::handler::on_panic(self.panic_policy, id, payload);
+                log::error!("{id}: handler panicked in on_close: {message}");
             }
         }
         // A descriptor was freed: listeners stopped by EMFILE can try again now.

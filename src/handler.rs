@@ -116,6 +116,45 @@ pub trait Handler: 'static {
         let _ = cx;
     }
 
+    /// The output queue crossed a watermark
+    /// ([`ListenOptions::output_watermarks`](crate::ListenOptions::output_watermarks)):
+    /// `false` when more than the high mark is queued (the peer reads slower than it is sent
+    /// to; the reactor has stopped reading this connection), `true` when the queue is back down
+    /// to the low mark (reading has resumed). A handler that produces output on its own (a
+    /// broadcast, a proxy's other side) should hold it back while not writable; one that goes
+    /// on writing is reset at [`max_output`](crate::ListenOptions::max_output).
+    ///
+    /// The default does nothing: pausing the reads is enough for request/response protocols.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Produces a stream of ticks, but only while the peer keeps up.
+    /// struct Ticker { paused: bool }
+    /// impl Handler for Ticker {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         cx.set_timer(std::time::Duration::from_millis(10));
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    ///     fn on_timer(&mut self, cx: &mut Context<'_>, _timer: sockloop::TimerId) {
+    ///         if !self.paused {
+    ///             cx.write(b"tick\n");
+    ///         }
+    ///         cx.set_timer(std::time::Duration::from_millis(10));
+    ///     }
+    ///     fn on_writability(&mut self, _cx: &mut Context<'_>, writable: bool) {
+    ///         self.paused = !writable;
+    ///     }
+    /// }
+    /// ```
+    fn on_writability(&mut self, cx: &mut Context<'_>, writable: bool) {
+        let _ = (cx, writable);
+    }
+
     /// The peer shut down its write side (we read EOF). The connection can still send.
     ///
     /// The default finishes writing queued output and then closes, which is right for
@@ -261,6 +300,14 @@ pub enum CloseReason {
     /// The handler left more unconsumed input than allowed
     /// ([`ListenOptions::max_input`](crate::ListenOptions::max_input)); the connection was reset.
     InputLimit,
+    /// More output was queued than allowed
+    /// ([`ListenOptions::max_output`](crate::ListenOptions::max_output)): the peer does not read
+    /// what it is sent, and the connection was reset rather than buffering without end.
+    OutputLimit,
+    /// The handler did not consume any input within the listener's first-bytes timeout
+    /// ([`ListenOptions::first_bytes_timeout`](crate::ListenOptions::first_bytes_timeout)): a
+    /// client that opens connections and sends little or nothing (slowloris) loses them.
+    FirstBytesTimeout,
     /// The handler panicked (the message is given); the connection was reset and the reactor
     /// went on serving the others.
     Panicked(String),
@@ -279,6 +326,52 @@ impl CloseReason {
             self,
             CloseReason::ConnectFailed(_) | CloseReason::Error(_) | CloseReason::Panicked(_)
         )
+    }
+}
+
+/// What a panic in a handler callback does; see
+/// [`Reactor::set_panic_policy`](crate::Reactor::set_panic_policy).
+///
+/// # Examples
+///
+/// ```
+/// use sockloop::{PanicPolicy, Reactor};
+///
+/// let mut reactor = Reactor::new()?;
+/// reactor.set_panic_policy(PanicPolicy::Abort); // a handler bug ends the process at once
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PanicPolicy {
+    /// Reset that connection only, with [`CloseReason::Panicked`] (logged at error with its
+    /// id); the reactor goes on serving the others. The default.
+    #[default]
+    CloseConnection,
+    /// Let the panic unwind out of [`Reactor::run`](crate::Reactor::run) (or `run_once`), for
+    /// a program that handles it itself.
+    Unwind,
+    /// Log the panic at error and abort the process: for deployments where a bug must never
+    /// be served past, and a supervisor restarts the process.
+    Abort,
+}
+
+/// Applies `policy` to a caught panic of `id`'s handler: returns its message if the connection
+/// alone should pay, else unwinds or aborts.
+pub(crate) fn on_panic(
+    policy: PanicPolicy,
+    id: crate::ConnId,
+    payload: Box<dyn std::any::Any + Send>,
+) -> String {
+    match policy {
+        PanicPolicy::CloseConnection => panic_message(&*payload),
+        PanicPolicy::Unwind => std::panic::resume_unwind(payload),
+        PanicPolicy::Abort => {
+            log::error!(
+                "{id}: handler panicked: {}; aborting the process (PanicPolicy::Abort)",
+                panic_message(&*payload)
+            );
+            std::process::abort()
+        }
     }
 }
 
@@ -305,6 +398,8 @@ impl fmt::Display for CloseReason {
             CloseReason::ShutdownDeadline => f.write_str("closed at the shutdown deadline"),
             CloseReason::Panicked(m) => write!(f, "handler panicked: {m}"),
             CloseReason::InputLimit => f.write_str("input limit exceeded"),
+            CloseReason::OutputLimit => f.write_str("output limit exceeded"),
+            CloseReason::FirstBytesTimeout => f.write_str("first bytes timeout"),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
@@ -20,6 +21,7 @@ use crate::conn::State;
 use crate::core::{gone, Core, Entry, Slot, TimerAction};
 use crate::handler::Handler;
 use crate::id::ListenerId;
+use crate::limits::Limits;
 use crate::stream::{bind_unix, ListenSocket, Stream};
 
 /// Connections accepted per readiness event before the listener yields to established
@@ -49,7 +51,9 @@ pub struct ListenOptions {
     nodelay: bool,
     idle_timeout: Option<Duration>,
     reuse_port: bool,
-    input_limit_kib: u16,
+    limits: Limits,
+    max_connections: Option<usize>,
+    overload_reply: Option<Arc<[u8]>>,
 }
 
 impl Default for ListenOptions {
@@ -61,7 +65,9 @@ impl Default for ListenOptions {
             nodelay: true,
             idle_timeout: None,
             reuse_port: false,
-            input_limit_kib: crate::conn::DEFAULT_INPUT_LIMIT_KIB,
+            limits: Limits::default(),
+            max_connections: None,
+            overload_reply: None,
         }
     }
 }
@@ -165,8 +171,8 @@ impl ListenOptions {
 
     /// Bounds the input a handler may leave unconsumed (a partial message it waits to
     /// complete): a connection holding more is reset with
-    /// [`CloseReason::InputLimit`](crate::CloseReason::InputLimit). Rounded up to whole KiB,
-    /// between 1 KiB and 64 MiB; the default is 1 MiB.
+    /// [`CloseReason::InputLimit`](crate::CloseReason::InputLimit). The default is 1 MiB; at
+    /// least 1 byte.
     ///
     /// # Examples
     ///
@@ -175,7 +181,7 @@ impl ListenOptions {
     /// assert_eq!(options.get_max_input(), 64 * 1024);
     /// ```
     pub fn max_input(mut self, bytes: usize) -> Self {
-        self.input_limit_kib = bytes.div_ceil(1024).clamp(1, u16::MAX as usize) as u16;
+        self.limits.max_input = bytes.max(1);
         self
     }
 
@@ -187,7 +193,154 @@ impl ListenOptions {
     /// assert_eq!(sockloop::ListenOptions::new().get_max_input(), 1 << 20);
     /// ```
     pub fn get_max_input(&self) -> usize {
-        self.input_limit_kib as usize * 1024
+        self.limits.max_input
+    }
+
+    /// Sets the output watermarks (defaults: low 64 KiB, high 256 KiB). When more than `high`
+    /// bytes are queued for a connection (the peer reads slower than it is sent to), the
+    /// connection stops reading, so a peer that sends requests and never reads the answers
+    /// cannot make the server buffer without end, and the handler gets
+    /// [`on_writability(false)`](crate::Handler::on_writability). Once the queue is down to
+    /// `low` it reads again and gets `on_writability(true)`. `low` is clamped to `high`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = sockloop::ListenOptions::new().output_watermarks(16 << 10, 1 << 20);
+    /// assert_eq!(options.get_output_watermarks(), (16 << 10, 1 << 20));
+    /// ```
+    pub fn output_watermarks(mut self, low: usize, high: usize) -> Self {
+        self.limits.high_water = high.max(1);
+        self.limits.low_water = low.min(self.limits.high_water);
+        self
+    }
+
+    /// The output watermarks (low, high) in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_output_watermarks(), (64 << 10, 256 << 10));
+    /// ```
+    pub fn get_output_watermarks(&self) -> (usize, usize) {
+        (self.limits.low_water, self.limits.high_water)
+    }
+
+    /// Caps the output queued for one connection (default 16 MiB; never below the high
+    /// watermark). Pausing reads keeps an echo-like handler under the high watermark; a handler
+    /// that writes regardless (a broadcast to a member that never reads) reaches this cap, and
+    /// the connection is reset with [`CloseReason::OutputLimit`](crate::CloseReason::OutputLimit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = sockloop::ListenOptions::new().max_output(4 << 20);
+    /// assert_eq!(options.get_max_output(), 4 << 20);
+    /// ```
+    pub fn max_output(mut self, bytes: usize) -> Self {
+        self.limits.max_output = bytes;
+        self
+    }
+
+    /// The output cap in bytes, as it will apply (at least the high watermark).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_max_output(), 16 << 20);
+    /// ```
+    pub fn get_max_output(&self) -> usize {
+        self.limits.normalized().max_output
+    }
+
+    /// Gives each accepted connection `timeout` to deliver a first message: if its handler has
+    /// not consumed any input by then (for a framing handler: no complete request arrived),
+    /// the connection is closed with
+    /// [`CloseReason::FirstBytesTimeout`](crate::CloseReason::FirstBytesTimeout). This is the
+    /// defence against slowloris clients that open many connections and trickle a byte now and
+    /// then, which an idle timeout alone does not catch (nginx's `client_header_timeout`).
+    /// Default: none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let options = sockloop::ListenOptions::new().first_bytes_timeout(Duration::from_secs(10));
+    /// assert_eq!(options.get_first_bytes_timeout(), Some(Duration::from_secs(10)));
+    /// ```
+    pub fn first_bytes_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.first_bytes = Some(timeout);
+        self
+    }
+
+    /// The first-bytes timeout, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_first_bytes_timeout(), None);
+    /// ```
+    pub fn get_first_bytes_timeout(&self) -> Option<std::time::Duration> {
+        self.limits.first_bytes
+    }
+
+    /// Limits this listener to `max` open connections (default: no limit; see also
+    /// [`Reactor::set_max_connections`](crate::Reactor::set_max_connections)). At the limit the
+    /// listener stops accepting, and clients wait in the kernel's backlog until one of its
+    /// connections closes; with an [`overload_reply`](Self::overload_reply) they are accepted,
+    /// sent the reply and closed at once instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = sockloop::ListenOptions::new().max_connections(10_000);
+    /// assert_eq!(options.get_max_connections(), Some(10_000));
+    /// ```
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = Some(max);
+        self
+    }
+
+    /// The connection limit, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_max_connections(), None);
+    /// ```
+    pub fn get_max_connections(&self) -> Option<usize> {
+        self.max_connections
+    }
+
+    /// At a connection limit, accept clients anyway, send them `reply` (one non-blocking write,
+    /// so keep it small) and close, instead of leaving them in the backlog. A client then
+    /// learns at once that the server is busy, where a backlogged one waits (and may time out);
+    /// the cost is an accept and a close per refused client. Redis answers "max number of
+    /// clients reached" the same way. They are counted in [`Stats::rejected`](crate::Stats::rejected).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = sockloop::ListenOptions::new()
+    ///     .max_connections(100)
+    ///     .overload_reply(b"-ERR busy\r\n".to_vec());
+    /// assert_eq!(options.get_overload_reply(), Some(&b"-ERR busy\r\n"[..]));
+    /// ```
+    pub fn overload_reply(mut self, reply: impl Into<Vec<u8>>) -> Self {
+        self.overload_reply = Some(reply.into().into());
+        self
+    }
+
+    /// The reply sent to clients refused at a connection limit, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_overload_reply(), None);
+    /// ```
+    pub fn get_overload_reply(&self) -> Option<&[u8]> {
+        self.overload_reply.as_deref()
     }
 
     /// Whether `SO_REUSEPORT` is set.
@@ -228,10 +381,26 @@ pub(crate) struct Listener {
     socket: ListenSocket,
     factory: Factory,
     options: ListenOptions,
-    /// Accepting is suspended after a resource error; see the module docs.
+    /// Accepting is suspended after a resource error or at a connection limit; see the
+    /// module docs.
     paused: bool,
     backoff: Duration,
     last_error_log: Option<Instant>,
+    last_full_log: Option<Instant>,
+    /// The class of its connections: their limits and their count (`src/limits.rs`).
+    class: u16,
+}
+
+/// True (and `last` is updated) if a repeated condition should be logged now: once per
+/// `ERROR_LOG_INTERVAL`, so that sustained overload does not flood the log.
+fn log_due(last: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    if last.is_none_or(|t| now.duration_since(t) >= ERROR_LOG_INTERVAL) {
+        *last = Some(now);
+        true
+    } else {
+        false
+    }
 }
 
 /// Binds and listens with `SO_REUSEADDR` (so a restarted server can rebind while old
@@ -300,12 +469,18 @@ impl Core {
         options: ListenOptions,
         factory: Factory,
     ) -> io::Result<ListenerId> {
+        let class = self.classes.add(options.limits, options.max_connections)?;
         let gen = self.take_gen();
         let vacant = self.slots.vacant_entry();
         let id = ListenerId::new(vacant.key(), gen);
-        self.poll
-            .registry()
-            .register(socket.source(), id.token(), Interest::READABLE)?;
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(socket.source(), id.token(), Interest::READABLE)
+        {
+            self.classes.retire(class);
+            return Err(e);
+        }
         let listener = Listener {
             socket,
             factory,
@@ -313,6 +488,8 @@ impl Core {
             paused: false,
             backoff: BACKOFF_MIN,
             last_error_log: None,
+            last_full_log: None,
+            class,
         };
         vacant.insert(Slot {
             gen,
@@ -335,13 +512,15 @@ impl Core {
             // Deregistering is not needed for the fd to leave epoll (closing it does that), but
             // keeps the intent explicit on a path that is not hot.
             let _ = self.poll.registry().deregister(l.socket.source());
+            self.classes.retire(l.class);
         }
         self.paused.retain(|p| *p != id);
         log::debug!("{id}: closed");
         Ok(())
     }
 
-    /// Accepts until the backlog is empty, the budget is spent, or a resource error pauses us.
+    /// Accepts until the backlog is empty, the budget is spent, a connection limit is reached,
+    /// or a resource error pauses us.
     pub(crate) fn accept(&mut self, id: ListenerId) {
         for _ in 0..ACCEPT_BUDGET {
             let Some(listener) = self.listener_mut(id) else {
@@ -350,7 +529,19 @@ impl Core {
             if listener.paused {
                 return;
             }
+            let (class, rejects) = (listener.class, listener.options.overload_reply.is_some());
+            let full = self.classes.is_full(class) || self.counters.open >= self.max_connections;
+            if full && !rejects {
+                return self.pause_full(id);
+            }
+            let Some(listener) = self.listener_mut(id) else {
+                return;
+            };
             match listener.socket.accept() {
+                Ok((stream, peer)) if full => {
+                    let reply = listener.options.overload_reply.clone();
+                    self.reject(id, stream, &peer, reply.as_deref().unwrap_or_default());
+                }
                 Ok((stream, peer)) => {
                     listener.backoff = BACKOFF_MIN;
                     if listener.options.nodelay {
@@ -358,12 +549,9 @@ impl Core {
                             log::debug!("{id}: TCP_NODELAY not set for {peer}: {e}");
                         }
                     }
-                    let (idle, input_kib) = (
-                        listener.options.idle_timeout,
-                        listener.options.input_limit_kib,
-                    );
+                    let idle = listener.options.idle_timeout;
                     let handler = (listener.factory)();
-                    self.open_accepted(stream, handler, &peer, idle, input_kib);
+                    self.open_accepted(stream, handler, &peer, idle, class);
                 }
                 // Backlog drained.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -389,9 +577,9 @@ impl Core {
         handler: Box<dyn Handler>,
         peer: &str,
         idle: Option<Duration>,
-        input_kib: u16,
+        class: u16,
     ) {
-        let id = match self.add_conn(stream, handler, State::Open) {
+        let id = match self.add_conn(stream, handler, State::Open, class) {
             Ok(id) => id,
             Err((_handler, e)) => {
                 // The handler never saw the connection; dropping the socket closes it.
@@ -401,8 +589,8 @@ impl Core {
         };
         self.counters.stats.accepted += 1;
         log::debug!("{id}: accepted from {peer}");
-        if let Some(conn) = self.conn_mut(id) {
-            conn.set_input_limit_kib(input_kib);
+        if let Some(timeout) = self.classes.limits(class).first_bytes {
+            self.arm_first_bytes(id, timeout);
         }
         if let Some(idle) = idle {
             if let Some(conn) = self.conn_mut(id) {
@@ -424,12 +612,7 @@ impl Core {
         // An operator must act (raise the limit, shed load), so this is an error, but under
         // sustained overload every freed descriptor ends in another failure: say it once per
         // interval, not once per retry.
-        let now = Instant::now();
-        if listener
-            .last_error_log
-            .is_none_or(|t| now.duration_since(t) >= ERROR_LOG_INTERVAL)
-        {
-            listener.last_error_log = Some(now);
+        if log_due(&mut listener.last_error_log) {
             log::error!(
                 "{id}: accept failed: {e}; pausing accepts, retrying as descriptors free up"
             );
@@ -439,6 +622,56 @@ impl Core {
         self.paused.push(id);
         self.timers
             .insert(Instant::now() + delay, TimerAction::ResumeAccept(id));
+    }
+
+    /// At a connection limit without an overload reply: stop accepting until a connection
+    /// closes (no timer: only a close can make room). Clients wait in the kernel's backlog,
+    /// and past the backlog the kernel drops their SYNs, so they retry by themselves.
+    fn pause_full(&mut self, id: ListenerId) {
+        let open = self.counters.open;
+        let max_reactor = self.max_connections;
+        let Some(listener) = self.listener_mut(id) else {
+            return;
+        };
+        listener.paused = true;
+        let class = listener.class;
+        let log_now = log_due(&mut listener.last_full_log);
+        self.paused.push(id);
+        if log_now {
+            let (mine, max_mine) = self.classes.occupancy(class);
+            log::warn!(
+                "{id}: connection limit reached ({mine} of at most {max_mine} on this listener, \
+                 {open} of at most {max_reactor} on this reactor); new clients wait in the \
+                 backlog until a connection closes"
+            );
+        }
+    }
+
+    /// Refuses one client at a connection limit: sends `reply` and closes. What the client
+    /// already sent is read and dropped first, because closing a socket with unread input
+    /// makes the kernel send a reset, which can destroy the reply before the client reads it.
+    fn reject(&mut self, id: ListenerId, stream: Stream, peer: &str, reply: &[u8]) {
+        self.counters.stats.rejected += 1;
+        let mut scratch = [0u8; 1024];
+        for _ in 0..16 {
+            match stream.read(&mut scratch) {
+                Ok(n) if n > 0 => {}
+                _ => break, // EOF, WouldBlock or an error: nothing more to drop now
+            }
+        }
+        if !reply.is_empty() {
+            if let Err(e) = stream.write(reply) {
+                log::debug!("{id}: overload reply to {peer} not sent: {e}");
+            }
+        }
+        let _ = stream.shutdown_write();
+        if let Some(listener) = self.listener_mut(id) {
+            if log_due(&mut listener.last_full_log) {
+                log::warn!("{id}: connection limit reached; refusing {peer} and later clients with the overload reply");
+            } else {
+                log::debug!("{id}: connection limit reached; refused {peer}");
+            }
+        }
     }
 
     /// Un-pauses `id` and tries the backlog again.

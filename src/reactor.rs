@@ -377,21 +377,43 @@ impl Reactor {
         self.core.counters.snapshot()
     }
 
-    /// Chooses what a panic in a connection's handler does: `true` (the default) closes that
-    /// connection only, with [`CloseReason::Panicked`](crate::CloseReason::Panicked), logged at
-    /// error with its id, and the reactor goes on serving the others; `false` lets the panic
-    /// unwind out of [`run`](Self::run), for programs that would rather crash (or abort, with
-    /// `panic = "abort"`) than run on after a bug.
+    /// Chooses what a panic in a connection's handler does. The default,
+    /// [`PanicPolicy::CloseConnection`](crate::PanicPolicy::CloseConnection), resets that connection only, with
+    /// [`CloseReason::Panicked`](crate::CloseReason::Panicked), logged at error with its id, and
+    /// the reactor goes on serving the others; [`PanicPolicy::Unwind`](crate::PanicPolicy::Unwind) lets the panic unwind
+    /// out of [`run`](Self::run); [`PanicPolicy::Abort`](crate::PanicPolicy::Abort) aborts the process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{PanicPolicy, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.set_panic_policy(PanicPolicy::Unwind); // the embedding program decides
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_panic_policy(&mut self, policy: crate::PanicPolicy) {
+        self.core.panic_policy = policy;
+    }
+
+    /// Stops every listener from accepting while `max` connections (accepted and outbound)
+    /// are open; they accept again as connections close. Clients wait in the backlog meanwhile,
+    /// or get their listener's [`overload_reply`](crate::ListenOptions::overload_reply) if it
+    /// has one. Per-listener limits are
+    /// [`ListenOptions::max_connections`](crate::ListenOptions::max_connections). Default: no
+    /// limit but the process's open-files limit (which pauses accepting the same way).
     ///
     /// # Examples
     ///
     /// ```
     /// let mut reactor = sockloop::Reactor::new()?;
-    /// reactor.set_catch_panics(false); // a handler bug takes the process down
+    /// reactor.set_max_connections(Some(50_000));
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn set_catch_panics(&mut self, catch: bool) {
-        self.core.catch_panics = catch;
+    pub fn set_max_connections(&mut self, max: Option<usize>) {
+        self.core.max_connections = max.map_or(u64::MAX, |m| m as u64);
+        // A raised limit makes room just as a close does.
+        self.core.resume_paused();
     }
 
     pub(crate) fn core(&self) -> &Core {

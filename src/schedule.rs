@@ -278,6 +278,7 @@ impl Reactor {
                 TimerAction::LingerExpired(id) => core.linger_expired(id),
                 TimerAction::Conn(id) => core.conn_timer(id, key),
                 TimerAction::IdleCheck(id) => core.idle_check(id),
+                TimerAction::FirstBytes(id) => core.first_bytes_expired(id),
                 TimerAction::ShutdownDeadline => self.shutdown_deadline(),
                 TimerAction::Loop(slot, gen) => self.fire_loop_timer(slot, gen, now),
             }

@@ -37,6 +37,10 @@ pub struct ClosedStats {
     pub panicked: u64,
     /// Closed for holding too much unconsumed input ([`CloseReason::InputLimit`]).
     pub input_limit: u64,
+    /// Closed for letting too much output pile up ([`CloseReason::OutputLimit`]).
+    pub output_limit: u64,
+    /// Closed for not completing a first message in time ([`CloseReason::FirstBytesTimeout`]).
+    pub first_bytes_timeout: u64,
 }
 
 impl ClosedStats {
@@ -57,6 +61,8 @@ impl ClosedStats {
             + self.shutdown_deadline
             + self.panicked
             + self.input_limit
+            + self.output_limit
+            + self.first_bytes_timeout
     }
 }
 
@@ -94,6 +100,10 @@ pub struct Stats {
     pub bytes_written: u64,
     /// Failed `accept` calls (of any kind, including those that paused a listener).
     pub accept_errors: u64,
+    /// Connections accepted and closed at once because a connection limit was reached
+    /// ([`ListenOptions::overload_reply`](crate::ListenOptions::overload_reply)); they never
+    /// reached a handler.
+    pub rejected: u64,
     /// Timers that fired: connection timers, loop timers and idle checks (not the reactor's own
     /// linger checks and accept retries).
     pub timers_fired: u64,
@@ -134,8 +144,8 @@ impl fmt::Display for Stats {
         write!(
             f,
             "open {} | accepted {} connected {} | closed {} (peer {}, local {}, aborted {}, \
-             error {}, connect failed {}, idle {}, shutdown {}, panicked {}, input limit {}) | read {} B written {} B | \
-             accept errors {} | timers {} | iterations {} ({:.2} events each)",
+             error {}, connect failed {}, idle {}, shutdown {}, panicked {}, input limit {}, output limit {}, \
+             first bytes {}) | read {} B written {} B | accept errors {} rejected {} | timers {} | iterations {} ({:.2} events each)",
             self.open_connections,
             self.accepted,
             self.connected,
@@ -149,9 +159,12 @@ impl fmt::Display for Stats {
             c.shutdown_deadline,
             c.panicked,
             c.input_limit,
+            c.output_limit,
+            c.first_bytes_timeout,
             self.bytes_read,
             self.bytes_written,
             self.accept_errors,
+            self.rejected,
             self.timers_fired,
             self.iterations,
             self.events_per_iteration(),
@@ -181,6 +194,8 @@ impl std::ops::Add for ClosedStats {
             shutdown_deadline: self.shutdown_deadline + o.shutdown_deadline,
             panicked: self.panicked + o.panicked,
             input_limit: self.input_limit + o.input_limit,
+            output_limit: self.output_limit + o.output_limit,
+            first_bytes_timeout: self.first_bytes_timeout + o.first_bytes_timeout,
         }
     }
 }
@@ -198,6 +213,7 @@ impl std::ops::Add for Stats {
             bytes_read: self.bytes_read + o.bytes_read,
             bytes_written: self.bytes_written + o.bytes_written,
             accept_errors: self.accept_errors + o.accept_errors,
+            rejected: self.rejected + o.rejected,
             timers_fired: self.timers_fired + o.timers_fired,
             iterations: self.iterations + o.iterations,
             events: self.events + o.events,
@@ -234,6 +250,8 @@ impl Counters {
             CloseReason::ShutdownDeadline => c.shutdown_deadline += 1,
             CloseReason::Panicked(_) => c.panicked += 1,
             CloseReason::InputLimit => c.input_limit += 1,
+            CloseReason::OutputLimit => c.output_limit += 1,
+            CloseReason::FirstBytesTimeout => c.first_bytes_timeout += 1,
         }
     }
 

@@ -1,33 +1,31 @@
 //! Output the socket cannot take at once is queued in the reactor and delivered in full once the
-//! peer reads; `on_drained` says when such a queue has emptied, and only then.
+//! peer reads; `on_drained` says when such a queue has emptied, and only then. Past the high
+//! watermark the connection stops reading and is reported not writable, until it drains to the
+//! low one.
 
 mod util;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
 
-use sockloop::{Context, Handler, Input};
+use sockloop::{Context, Handler, Input, ListenOptions};
 use util::{assert_bytes_eq, Echo, Event, Recorder};
 
 const FLOOD: usize = 8 << 20;
 
-/// Writes `FLOOD` bytes on open; on any input reports how much of it is still queued; closes once
-/// the queue has drained.
-struct Flood {
-    queued: Sender<usize>,
-}
+/// Writes `FLOOD` bytes on open and closes once the queue has drained.
+struct Flood;
 
 impl Handler for Flood {
     fn on_open(&mut self, cx: &mut Context<'_>) {
         cx.write(&util::pattern(31, FLOOD));
     }
 
-    fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
         input.consume(input.len());
-        let _ = self.queued.send(cx.queued());
     }
 
     fn on_drained(&mut self, cx: &mut Context<'_>) {
@@ -35,39 +33,36 @@ impl Handler for Flood {
     }
 }
 
-/// The client does not read until the reactor reports output queued for it (the socket buffers
-/// are full), then reads: every byte arrives, in order, then EOF from the close in `on_drained`.
+/// The client does not read until the reactor reports the connection not writable (the socket
+/// took what it could and the rest is queued above the high watermark), then reads: every byte
+/// arrives, in order, then EOF from the close in `on_drained`; writability comes back once.
 #[test]
 fn slow_reader_gets_all_queued_output() {
-    let (queued_tx, queued) = mpsc::channel();
     let (events_tx, events) = mpsc::channel();
-    let (addr, server) = util::serve(move || {
-        Recorder::new(
-            Flood {
-                queued: queued_tx.clone(),
-            },
-            events_tx.clone(),
-        )
-    });
+    let (addr, server) = util::serve(move || Recorder::new(Flood, events_tx.clone()));
     let mut c = util::client(addr);
-    // Ask how much is queued: not reading has left most of the flood in the reactor.
-    c.write_all(b"?").unwrap();
-    let waiting = util::recv(&queued, "the queued byte count");
-    assert!(
-        waiting > 0 && waiting < FLOOD,
-        "{waiting} of {FLOOD} bytes queued: the socket took none or all of them"
-    );
+    let blocked = util::recv_matching(&events, "on_writability(false)", |e| {
+        matches!(e, Event::Writable(_, false))
+    });
     let got = util::read_to_eof(&mut c);
     assert_bytes_eq(&got, &util::pattern(31, FLOOD), "flood");
     drop(c);
     server.wait_for_connections(0);
     server.stop();
-    let history: Vec<Event> = events.try_iter().collect();
-    let drained = history
-        .iter()
-        .filter(|e| matches!(e, Event::Drained(_)))
-        .count();
-    assert_eq!(drained, 1, "on_drained per blocked queue: {history:?}");
+    let mut history = vec![blocked];
+    history.extend(events.try_iter());
+    let count = |f: fn(&Event) -> bool| history.iter().filter(|e| f(e)).count();
+    assert_eq!(count(|e| matches!(e, Event::Drained(_))), 1, "{history:?}");
+    assert_eq!(
+        count(|e| matches!(e, Event::Writable(_, false))),
+        1,
+        "{history:?}"
+    );
+    assert_eq!(
+        count(|e| matches!(e, Event::Writable(_, true))),
+        1,
+        "{history:?}"
+    );
     util::closes_exactly_once(&history);
 }
 
@@ -83,16 +78,16 @@ impl Handler for MeasuredEcho {
     }
 }
 
-/// A client that writes a lot before reading anything: the echo piles up in the reactor (it
-/// keeps reading while its output is blocked, appending to a queue that is being drained), and all
-/// of it comes back in order once the client reads.
-#[test]
-fn echo_queue_grows_while_client_does_not_read_and_drains_in_order() {
+/// A client that writes a lot before reading anything: the reactor stops reading it once the
+/// echo queued for it passes the high watermark (so the queue stays near that mark instead of
+/// growing with what the client sends), reads again once the client catches up, and all of the
+/// echo comes back in order.
+fn echo_queue_is_bounded_by_the_high_watermark(options: ListenOptions, high: usize) {
     const TOTAL: usize = 16 << 20;
     let max_queued = Arc::new(AtomicUsize::new(0));
     let (events_tx, events) = mpsc::channel();
     let m = Arc::clone(&max_queued);
-    let (addr, server) = util::serve(move || {
+    let (addr, server) = util::serve_with(options, move || {
         Recorder::new(
             MeasuredEcho {
                 max_queued: Arc::clone(&m),
@@ -109,11 +104,8 @@ fn echo_queue_grows_while_client_does_not_read_and_drains_in_order() {
             writer.write_all(chunk).unwrap();
         }
     });
-    // Writes are flushed once per iteration and one iteration reads at most 1 MiB (the read
-    // budget), so only a queue above 2 MiB proves that a flush left bytes behind: the socket
-    // blocked, and on_drained is owed once the queue empties.
-    util::wait_until("3 MiB of echo queued in the reactor", || {
-        max_queued.load(Ordering::Relaxed) >= 3 << 20
+    util::recv_matching(&events, "on_writability(false)", |e| {
+        matches!(e, Event::Writable(_, false))
     });
     let got = util::read_exactly(&mut c, TOTAL);
     w.join().unwrap();
@@ -123,9 +115,29 @@ fn echo_queue_grows_while_client_does_not_read_and_drains_in_order() {
     server.stop();
     let history: Vec<Event> = events.try_iter().collect();
     assert!(
-        history.iter().any(|e| matches!(e, Event::Drained(_))),
-        "on_drained never called after a blocked queue emptied: {history:?}"
+        history
+            .iter()
+            .any(|e| matches!(e, Event::Writable(_, true))),
+        "reading never resumed: {history:?}"
     );
+    // `on_data` sees the queue before it adds its reply; over the high mark the reactor
+    // flushes before reading more, and stops reading if the socket does not take it.
+    let max = max_queued.load(Ordering::Relaxed);
+    assert!(
+        max <= high,
+        "{max} bytes queued with a high watermark of {high}"
+    );
+}
+
+#[test]
+fn echo_queue_stays_under_the_default_high_watermark() {
+    echo_queue_is_bounded_by_the_high_watermark(ListenOptions::new(), 256 << 10);
+}
+
+#[test]
+fn echo_queue_stays_under_a_configured_high_watermark() {
+    let options = ListenOptions::new().output_watermarks(8 << 10, 32 << 10);
+    echo_queue_is_bounded_by_the_high_watermark(options, 32 << 10);
 }
 
 /// Replies that the socket takes at once never trigger `on_drained`.

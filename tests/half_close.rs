@@ -8,13 +8,22 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread;
 
-use sockloop::{Context, Handler, Input};
+use sockloop::{Context, Handler, Input, ListenOptions};
 use util::{assert_bytes_eq, Echo, Event, Reason, Recorder};
+
+/// Output watermarks high enough that the reactor reads everything these tests send while its
+/// output is stuck, so a client can write it all before reading (with the default marks the
+/// reactor would stop reading, and a client that never reads would block in `write_all`).
+fn buffer_everything() -> ListenOptions {
+    ListenOptions::new()
+        .output_watermarks(32 << 20, 32 << 20)
+        .max_output(64 << 20)
+}
 
 /// The client sends 4 MiB without reading, then FIN: all of it comes back, then EOF.
 #[test]
 fn half_close_flushes_tail() {
-    let (addr, server) = util::serve(|| Echo);
+    let (addr, server) = util::serve_with(buffer_everything(), || Echo);
     let mut c = util::client(addr);
     let data = util::pattern(4, 4 << 20);
     // The reactor reads everything it is sent even while its output is stuck, so this completes
@@ -48,7 +57,7 @@ impl Handler for TailEcho {
 #[test]
 fn half_close_flushes_tail_queued_in_the_reactor() {
     let (queued_tx, queued) = mpsc::channel();
-    let (addr, server) = util::serve(move || TailEcho(queued_tx.clone()));
+    let (addr, server) = util::serve_with(buffer_everything(), move || TailEcho(queued_tx.clone()));
     let mut c = util::client(addr);
     let data = util::pattern(40, 16 << 20);
     c.write_all(&data).unwrap();

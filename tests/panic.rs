@@ -1,5 +1,5 @@
 //! A panic inside a handler closes that connection only; the reactor serves everyone else. With
-//! `set_catch_panics(false)` the panic is the embedding program's to handle.
+//! `PanicPolicy::Unwind` the panic is the embedding program's to handle.
 
 mod util;
 
@@ -70,10 +70,10 @@ fn handler_panic_resets_only_its_connection_and_the_loop_serves_on() {
 }
 
 #[test]
-fn with_catch_panics_off_the_panic_unwinds_out_of_run_once() {
+fn with_the_unwind_policy_the_panic_unwinds_out_of_run_once() {
     let closes = Arc::new(Mutex::new(Vec::new()));
     let mut reactor = Reactor::new().unwrap();
-    reactor.set_catch_panics(false);
+    reactor.set_panic_policy(sockloop::PanicPolicy::Unwind);
     let seen = Arc::clone(&closes);
     let (_, addr) = reactor
         .listen(util::localhost(), move || Fragile {

@@ -66,7 +66,7 @@ fn graceful_shutdown_delivers_every_queued_byte_then_run_returns() {
     });
     let clients: Vec<TcpStream> = (0..CLIENTS).map(|_| util::client(addr)).collect();
     for _ in 0..CLIENTS {
-        assert!(matches!(util::recv(&events, "on_open"), Event::Open(_)));
+        util::recv_matching(&events, "on_open", |e| matches!(e, Event::Open(_)));
     }
 
     let handle = run.handle().clone();

@@ -99,6 +99,20 @@ where
     })
 }
 
+/// Like [`serve`], with listener options.
+pub fn serve_with<F, H>(options: sockloop::ListenOptions, factory: F) -> (SocketAddr, ReactorThread)
+where
+    F: FnMut() -> H + Send + 'static,
+    H: Handler,
+{
+    spawn_reactor(move |reactor| {
+        reactor
+            .listen_with(localhost(), options, factory)
+            .expect("listen on 127.0.0.1:0")
+            .1
+    })
+}
+
 /// `127.0.0.1:0`.
 pub fn localhost() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -605,6 +619,7 @@ pub enum Event {
     Open(ConnId),
     ReadClosed(ConnId),
     Drained(ConnId),
+    Writable(ConnId, bool),
     Shutdown(ConnId),
     Close(ConnId, Reason),
 }
@@ -637,6 +652,11 @@ impl<H: Handler> Handler for Recorder<H> {
         self.inner.on_drained(cx);
     }
 
+    fn on_writability(&mut self, cx: &mut Context<'_>, writable: bool) {
+        let _ = self.tx.send(Event::Writable(cx.id(), writable));
+        self.inner.on_writability(cx, writable);
+    }
+
     fn on_read_closed(&mut self, cx: &mut Context<'_>) {
         let _ = self.tx.send(Event::ReadClosed(cx.id()));
         self.inner.on_read_closed(cx);
@@ -656,6 +676,20 @@ impl<H: Handler> Handler for Recorder<H> {
         let id = cx.id();
         self.inner.on_close(cx, reason);
         let _ = self.tx.send(Event::Close(id, closed));
+    }
+}
+
+/// Waits for the first event that `wanted` accepts, skipping others.
+#[track_caller]
+pub fn recv_matching(rx: &Receiver<Event>, what: &str, wanted: impl Fn(&Event) -> bool) -> Event {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(e) if wanted(&e) => return e,
+            Ok(_) => {}
+            Err(_) => panic!("no {what} within {TIMEOUT:?}"),
+        }
     }
 }
 
@@ -680,6 +714,7 @@ pub fn closes_exactly_once(events: &[Event]) -> Vec<(ConnId, Reason)> {
             Event::Open(id)
             | Event::ReadClosed(id)
             | Event::Drained(id)
+            | Event::Writable(id, _)
             | Event::Shutdown(id)
             | Event::Close(id, _) => *id,
         };

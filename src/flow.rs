@@ -1,0 +1,110 @@
+//! Flow control for one connection: the output watermarks that pause and resume reading, the
+//! output cap, the input bound, and the first-bytes deadline. Each keeps one slow, stuck or
+//! hostile peer from costing the reactor memory or connections without end.
+//!
+//! Output backpressure works like Netty's writability and libuv's `uv_read_stop`: when more
+//! than the high watermark is queued, the connection stops reading, so the peer's further
+//! requests wait in the kernel, where TCP flow control slows the peer down, and the handler
+//! hears [`on_writability(false)`](crate::Handler::on_writability). Once the queue is down to
+//! the low watermark it reads again and hears `on_writability(true)`. The two marks are apart
+//! so that a connection near the limit does not flip on every write.
+//!
+//! Reads are edge-triggered: while paused, the readiness events for new input are consumed
+//! without reading, so no event will come for the input that waits in the kernel. Resuming
+//! therefore puts the connection on the still-ready queue, which reads it on the next pass.
+
+use std::time::{Duration, Instant};
+
+use crate::conn::{conn_in, CloseMode, State, AWAIT_FIRST, OVER_HIGH};
+use crate::core::{Core, TimerAction};
+use crate::handler::CloseReason;
+use crate::id::ConnId;
+
+impl Core {
+    /// Compares `id`'s queued output with its watermarks after a flush, and pauses or resumes
+    /// its reading (telling its handler) when a mark was crossed.
+    pub(crate) fn update_writability(&mut self, id: ConnId) {
+        let Some(conn) = conn_in(&mut self.slots, id) else {
+            return;
+        };
+        let limits = self.classes.limits(conn.class());
+        let queued = conn.bufs.out_len();
+        if conn.flags & OVER_HIGH == 0 {
+            if queued <= limits.high_water {
+                return;
+            }
+            conn.flags |= OVER_HIGH;
+            log::debug!("{id}: {queued} bytes queued, over the high watermark; reads paused");
+            self.call(id, |h, cx| h.on_writability(cx, false));
+        } else {
+            if queued > limits.low_water {
+                return;
+            }
+            conn.flags &= !OVER_HIGH;
+            log::debug!("{id}: {queued} bytes queued, down to the low watermark; reads resumed");
+            if matches!(conn.state, State::Open | State::WriteClosed) {
+                self.ready.push_back(id.token());
+            }
+            self.call(id, |h, cx| h.on_writability(cx, true));
+            // What the handler writes now is sent in step 4 (the caller may be mid-flush).
+            self.mark_dirty(id);
+        }
+    }
+
+    /// Resets `id`, whose queued output passed its cap: the peer does not read what it is
+    /// sent, and the handler kept writing regardless of writability.
+    pub(crate) fn close_over_output_limit(&mut self, id: ConnId, queued: usize, max: usize) {
+        log::warn!("{id}: {queued} bytes of output queued exceed the limit of {max}; the peer is not reading; resetting");
+        self.close_forced(id, CloseReason::OutputLimit);
+    }
+
+    /// Resets `id`, whose handler left more unconsumed input than allowed: a peer that sends a
+    /// message the handler can never complete (or never parse) must not grow memory without end.
+    pub(crate) fn close_over_input_limit(&mut self, id: ConnId, max: usize) {
+        let held = self.conn(id).map_or(0, |c| c.bufs.input_len());
+        log::warn!("{id}: {held} bytes of unconsumed input exceed the limit of {max}; resetting");
+        self.close_forced(id, CloseReason::InputLimit);
+    }
+
+    /// Aborts `id` (reset, output discarded) and records `reason` as why.
+    fn close_forced(&mut self, id: ConnId, reason: CloseReason) {
+        let _ = self.close(id, CloseMode::Abort);
+        if let Some(conn) = self.conn_mut(id) {
+            conn.override_reason(reason);
+        }
+    }
+
+    /// Starts `id`'s first-bytes deadline: its handler must consume some input by then.
+    pub(crate) fn arm_first_bytes(&mut self, id: ConnId, timeout: Duration) {
+        if let Some(conn) = self.conn_mut(id) {
+            conn.flags |= AWAIT_FIRST;
+            self.timers
+                .insert(Instant::now() + timeout, TimerAction::FirstBytes(id));
+        }
+    }
+
+    /// The handler consumed input for the first time: the deadline is met. (The timer stays
+    /// in the heap and fires as a no-op; cancelling would need its key kept per connection.)
+    pub(crate) fn first_input_consumed(&mut self, id: ConnId) {
+        if let Some(conn) = self.conn_mut(id) {
+            conn.flags &= !AWAIT_FIRST;
+        }
+    }
+
+    /// The first-bytes deadline of `id` passed: close it if its handler still waits.
+    pub(crate) fn first_bytes_expired(&mut self, id: ConnId) {
+        let Some(conn) = self.conn(id) else {
+            return;
+        };
+        let open = matches!(
+            conn.state,
+            State::Open | State::ReadClosed | State::WriteClosed
+        );
+        if conn.flags & AWAIT_FIRST == 0 || !open {
+            return;
+        }
+        let held = conn.bufs.input_len();
+        log::debug!("{id}: no complete first message in time ({held} bytes held); closing");
+        self.close_with(id, CloseReason::FirstBytesTimeout);
+    }
+}

@@ -1,0 +1,202 @@
+//! Per-connection limits and connection counts, shared by connection class.
+//!
+//! A connection does not carry its limits: it carries a two-byte class number. Every listener
+//! has a class of its own (the limits from its [`ListenOptions`](crate::ListenOptions), and the
+//! count of its open connections, which its connection limit is checked against); outbound
+//! connections share class 0, which holds the defaults. This keeps a connection's slot at 64
+//! bytes however many limits there are, and makes counting a listener's connections one add on
+//! accept and one subtract on close.
+
+use std::io;
+use std::time::Duration;
+
+use slab::Slab;
+
+/// The class of outbound connections (and of any connection without a listener).
+pub(crate) const OUTBOUND: u16 = 0;
+
+/// Unconsumed input a handler may leave before its connection is reset: 1 MiB, Redis's and
+/// nginx's order of magnitude for a request that is still incomplete.
+pub(crate) const DEFAULT_MAX_INPUT: usize = 1 << 20;
+/// Queued output above which a connection stops reading and is reported not writable. Low
+/// enough that 100 clients which send and never read cost the server tens of MiB, not hundreds.
+pub(crate) const DEFAULT_HIGH_WATER: usize = 256 << 10;
+/// Queued output at or below which a paused connection reads again and is reported writable.
+pub(crate) const DEFAULT_LOW_WATER: usize = 64 << 10;
+/// Queued output above which a connection is reset: only a handler that ignores writability
+/// (keeps writing to a peer that does not read) gets there.
+pub(crate) const DEFAULT_MAX_OUTPUT: usize = 16 << 20;
+
+/// What one connection may hold and how long it may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) max_input: usize,
+    pub(crate) high_water: usize,
+    pub(crate) low_water: usize,
+    pub(crate) max_output: usize,
+    pub(crate) first_bytes: Option<Duration>,
+}
+
+/// The defaults, also the answer for a class that does not exist (which would be a bug; a
+/// lookup must not panic on an I/O path for it).
+const DEFAULT_LIMITS: Limits = Limits {
+    max_input: DEFAULT_MAX_INPUT,
+    high_water: DEFAULT_HIGH_WATER,
+    low_water: DEFAULT_LOW_WATER,
+    max_output: DEFAULT_MAX_OUTPUT,
+    first_bytes: None,
+};
+
+impl Default for Limits {
+    fn default() -> Self {
+        DEFAULT_LIMITS
+    }
+}
+
+impl Limits {
+    /// Orders the marks so that `low <= high <= max_output` whatever the user set: a low mark
+    /// above the high one would resume reading while still over it, and a cap below the high
+    /// mark would reset connections that are merely slow.
+    pub(crate) fn normalized(mut self) -> Limits {
+        self.max_input = self.max_input.max(1);
+        self.high_water = self.high_water.max(1);
+        self.low_water = self.low_water.min(self.high_water);
+        self.max_output = self.max_output.max(self.high_water);
+        self
+    }
+}
+
+struct Class {
+    limits: Limits,
+    /// Open connections of this class.
+    open: usize,
+    /// Most open connections allowed (`usize::MAX`: no limit).
+    max_open: usize,
+    /// Its listener is gone; the class is freed when its last connection closes.
+    retired: bool,
+}
+
+/// All classes of a reactor; class 0 ([`OUTBOUND`]) always exists.
+pub(crate) struct Classes {
+    slab: Slab<Class>,
+}
+
+impl Classes {
+    pub(crate) fn new() -> Classes {
+        let mut slab = Slab::new();
+        slab.insert(Class {
+            limits: DEFAULT_LIMITS,
+            open: 0,
+            max_open: usize::MAX,
+            retired: false,
+        });
+        Classes { slab }
+    }
+
+    /// Adds a class (for a new listener).
+    ///
+    /// # Errors
+    ///
+    /// An error past 65,535 live listeners, which a two-byte class number cannot name.
+    pub(crate) fn add(&mut self, limits: Limits, max_open: Option<usize>) -> io::Result<u16> {
+        let entry = self.slab.vacant_entry();
+        let class = u16::try_from(entry.key())
+            .map_err(|_| io::Error::other("too many listeners on one reactor (limit 65,535)"))?;
+        entry.insert(Class {
+            limits: limits.normalized(),
+            open: 0,
+            max_open: max_open.unwrap_or(usize::MAX),
+            retired: false,
+        });
+        Ok(class)
+    }
+
+    pub(crate) fn limits(&self, class: u16) -> &Limits {
+        self.slab
+            .get(class as usize)
+            .map_or(&DEFAULT_LIMITS, |c| &c.limits)
+    }
+
+    /// The class has as many open connections as it may.
+    pub(crate) fn is_full(&self, class: u16) -> bool {
+        self.slab
+            .get(class as usize)
+            .is_some_and(|c| c.open >= c.max_open)
+    }
+
+    /// (open, most allowed) for a log line.
+    pub(crate) fn occupancy(&self, class: u16) -> (usize, usize) {
+        self.slab
+            .get(class as usize)
+            .map_or((0, usize::MAX), |c| (c.open, c.max_open))
+    }
+
+    pub(crate) fn opened(&mut self, class: u16) {
+        if let Some(c) = self.slab.get_mut(class as usize) {
+            c.open += 1;
+        }
+    }
+
+    /// A connection of `class` closed; frees the class if its listener is gone and this was the
+    /// last connection.
+    pub(crate) fn closed(&mut self, class: u16) {
+        if let Some(c) = self.slab.get_mut(class as usize) {
+            c.open = c.open.saturating_sub(1);
+            if c.retired && c.open == 0 {
+                self.slab.remove(class as usize);
+            }
+        }
+    }
+
+    /// The listener of `class` closed: its connections keep their limits until they close.
+    pub(crate) fn retire(&mut self, class: u16) {
+        if class == OUTBOUND {
+            return;
+        }
+        if let Some(c) = self.slab.get_mut(class as usize) {
+            if c.open == 0 {
+                self.slab.remove(class as usize);
+            } else {
+                c.retired = true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_are_ordered_whatever_was_asked() {
+        let l = Limits {
+            high_water: 100,
+            low_water: 500,
+            max_output: 10,
+            ..Limits::default()
+        }
+        .normalized();
+        assert_eq!((l.low_water, l.high_water, l.max_output), (100, 100, 100));
+    }
+
+    #[test]
+    fn a_retired_class_lives_until_its_last_connection_closes() {
+        let mut classes = Classes::new();
+        let limits = Limits {
+            max_input: 7,
+            ..Limits::default()
+        };
+        let c = classes.add(limits, Some(1)).unwrap();
+        classes.opened(c);
+        assert!(classes.is_full(c));
+        classes.retire(c);
+        assert_eq!(classes.limits(c).max_input, 7);
+        classes.closed(c);
+        assert_eq!(classes.limits(c).max_input, DEFAULT_MAX_INPUT);
+        assert_eq!(
+            classes.add(Limits::default(), None).unwrap(),
+            c,
+            "key reused"
+        );
+    }
+}
