@@ -1,13 +1,15 @@
 //! Input bound: a handler that leaves more than `max_input` unconsumed bytes (a message it can
 //! never complete) gets its connection reset with `InputLimit`; memory does not grow without end
-//! and other connections are served.
+//! and other connections are served. Output cap: a handler that keeps writing to a peer that
+//! does not read, ignoring writability, gets its connection reset with `OutputLimit`.
 
 mod util;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use sockloop::{CloseReason, Context, Handler, Input, ListenOptions};
+use sockloop::{CloseReason, Context, Handler, Input, ListenOptions, TimerId};
 
 const LIMIT: usize = 64 * 1024;
 
@@ -73,5 +75,90 @@ fn unconsumed_input_over_the_limit_resets_only_that_connection() {
         1,
         "only the flooding connection closed"
     );
+    server.stop();
+}
+
+/// Streams 64 KiB every millisecond from the moment it opens; `polite` ones pause while the
+/// connection is not writable, the others write regardless.
+struct Streamer {
+    polite: bool,
+    writable: bool,
+    closes: Arc<Mutex<Vec<String>>>,
+}
+
+impl Streamer {
+    fn pump(&mut self, cx: &mut Context<'_>) {
+        if self.writable || !self.polite {
+            cx.write(&[b's'; 64 << 10]);
+        }
+        cx.set_timer(Duration::from_millis(1));
+    }
+}
+
+impl Handler for Streamer {
+    fn on_open(&mut self, cx: &mut Context<'_>) {
+        self.pump(cx);
+    }
+
+    fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+        input.consume(input.len());
+    }
+
+    fn on_timer(&mut self, cx: &mut Context<'_>, _timer: TimerId) {
+        self.pump(cx);
+    }
+
+    fn on_writability(&mut self, _cx: &mut Context<'_>, writable: bool) {
+        self.writable = writable;
+        if !writable {
+            self.closes.lock().unwrap().push("paused".into());
+        }
+    }
+
+    fn on_close(&mut self, _cx: &mut Context<'_>, reason: CloseReason) {
+        self.closes.lock().unwrap().push(reason.to_string());
+    }
+}
+
+#[test]
+fn output_over_the_cap_resets_a_writer_that_ignores_writability() {
+    const CAP: usize = 2 << 20;
+    let closes = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&closes);
+    let ((rude, polite), server) = util::spawn_reactor(move |reactor| {
+        let options = ListenOptions::new().max_output(CAP);
+        let mut listen = |polite: bool| {
+            let seen = Arc::clone(&seen);
+            let factory = move || Streamer {
+                polite,
+                writable: true,
+                closes: Arc::clone(&seen),
+            };
+            reactor
+                .listen_with(util::localhost(), options.clone(), factory)
+                .unwrap()
+                .1
+        };
+        (listen(false), listen(true))
+    });
+    // Neither client reads: the kernel buffers fill, then the reactor's queues.
+    let rude_client = util::client(rude);
+    let polite_client = util::client(polite);
+    util::wait_until("both paused and the rude one closed", || {
+        let events = closes.lock().unwrap();
+        events.iter().any(|r| r == "output limit exceeded")
+            && events.iter().filter(|e| *e == "paused").count() == 2
+    });
+    // Both were told they are not writable; only the one that wrote on was closed.
+    let events = closes.lock().unwrap().clone();
+    assert_eq!(
+        events.iter().filter(|e| *e == "paused").count(),
+        2,
+        "{events:?}"
+    );
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(server.connections(), 1);
+    drop((rude_client, polite_client));
+    server.wait_for_connections(0);
     server.stop();
 }

@@ -92,3 +92,71 @@ fn with_the_unwind_policy_the_panic_unwinds_out_of_run_once() {
     let payload = outcome.expect_err("the handler's panic must reach the caller of run_once");
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom requested"));
 }
+
+const ABORT_ENV: &str = "SOCKLOOP_PANIC_ABORT_SERVER";
+
+/// The server of the abort test, run in a child process: `PanicPolicy::Abort`, a `Fragile`
+/// handler, its address printed on stdout; it serves for at most 20 s.
+#[test]
+#[ignore = "runs only as the abort test's child server process"]
+fn abort_policy_server_process() {
+    if std::env::var_os(ABORT_ENV).is_none() {
+        return;
+    }
+    let mut reactor = Reactor::new().unwrap();
+    reactor.set_panic_policy(sockloop::PanicPolicy::Abort);
+    let closes = Arc::new(Mutex::new(Vec::new()));
+    let (_, addr) = reactor
+        .listen(util::localhost(), move || Fragile {
+            closes: Arc::clone(&closes),
+        })
+        .unwrap();
+    println!("ADDR {addr}");
+    std::io::stdout().flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        reactor.run_once(Some(Duration::from_millis(50))).unwrap();
+    }
+}
+
+#[test]
+fn with_the_abort_policy_a_handler_panic_aborts_the_process() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "abort_policy_server_process", "--ignored"])
+        .args(["--nocapture", "--quiet"])
+        .env(ABORT_ENV, "1")
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the server process");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let addr: std::net::SocketAddr = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("ADDR ").map(|a| a.parse().unwrap()))
+        .expect("the server's address");
+
+    let mut calm = util::client(addr);
+    calm.write_all(b"hello").unwrap();
+    assert_eq!(util::read_exactly(&mut calm, 5), b"hello");
+    let mut fragile = util::client(addr);
+    fragile.write_all(b"boom").unwrap();
+
+    let deadline = Instant::now() + util::TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server did not abort within {:?}", util::TIMEOUT);
+        }
+        std::thread::sleep(Duration::from_millis(10)); // polling pace, bounded above
+    };
+    assert_eq!(status.signal(), Some(6), "SIGABRT expected, got {status:?}");
+}
