@@ -79,6 +79,8 @@ const DIRTY: u8 = 16;
 pub(crate) const OVER_HIGH: u8 = 32;
 /// Armed with a first-bytes timeout: the handler has not consumed any input yet.
 pub(crate) const AWAIT_FIRST: u8 = 64;
+/// A closing connection's linger check is armed (it re-arms itself while bytes move).
+const LINGER_ARMED: u8 = 128;
 
 pub(crate) struct Conn {
     stream: Stream,
@@ -492,6 +494,9 @@ impl Core {
                 return;
             };
             if !conn.bufs.out_is_empty() {
+                if conn.state == State::Closing {
+                    self.ensure_linger(id);
+                }
                 return; // blocked; WRITABLE resumes
             }
             if conn.flags & BLOCKED != 0 {
@@ -527,7 +532,11 @@ impl Core {
         conn.flags |= WR_SHUT;
         if conn.state != State::Closing {
             conn.state = State::WriteClosed;
-        } else if self.shutdown.is_some() {
+            return;
+        }
+        // Our FIN is out; the peer's is awaited, for a bounded time.
+        self.ensure_linger(id);
+        if self.shutdown.is_some() {
             // The regular linger check is due only after `LINGER`; shutting down, look sooner.
             self.arm_linger_check(id, SHUTDOWN_LINGER);
         }
@@ -598,7 +607,10 @@ impl Core {
 
     /// Starts a graceful close: flush, FIN, wait for the peer's FIN. The linger timer bounds
     /// the whole of it by progress: it gives up only after `LINGER` without a byte moving, so a
-    /// slow but live reader still gets a large final response.
+    /// slow but live reader still gets a large final response. It is armed only once the close
+    /// has to wait (output blocked, or our FIN sent first): most closes complete within the
+    /// iteration (the peer closed first and its last replies fit the socket), and a timer
+    /// armed for each of them would hold heap memory for `LINGER` after the connection is gone.
     fn enter_closing(&mut self, id: ConnId) {
         let Some(conn) = self.conn_mut(id) else {
             return;
@@ -608,8 +620,21 @@ impl Core {
             // Reads were paused, so the edge that carried the peer's FIN may be gone: look.
             self.ready.push_back(id.token());
         }
-        self.arm_linger_check(id, LINGER);
+        if conn.flags & WR_SHUT != 0 {
+            // Our FIN went out earlier (shutdown_write): only the peer's is awaited now.
+            self.ensure_linger(id);
+        }
         self.mark_dirty(id);
+    }
+
+    /// Arms `id`'s linger check unless it is armed already.
+    fn ensure_linger(&mut self, id: ConnId) {
+        if let Some(conn) = self.conn_mut(id) {
+            if conn.flags & LINGER_ARMED == 0 {
+                conn.flags |= LINGER_ARMED;
+                self.arm_linger_check(id, LINGER);
+            }
+        }
     }
 
     /// Schedules a linger check `after` from now (extra checks are harmless: each re-reads the
