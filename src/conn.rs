@@ -616,11 +616,12 @@ impl Core {
             return;
         };
         conn.state = State::Closing;
-        if conn.flags & OVER_HIGH != 0 {
+        let flags = conn.flags;
+        if flags & OVER_HIGH != 0 {
             // Reads were paused, so the edge that carried the peer's FIN may be gone: look.
             self.ready.push_back(id.token());
         }
-        if conn.flags & WR_SHUT != 0 {
+        if flags & WR_SHUT != 0 {
             // Our FIN went out earlier (shutdown_write): only the peer's is awaited now.
             self.ensure_linger(id);
         }
