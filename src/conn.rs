@@ -79,8 +79,9 @@ const DIRTY: u8 = 16;
 pub(crate) const OVER_HIGH: u8 = 32;
 /// Armed with a first-bytes timeout: the handler has not consumed any input yet.
 pub(crate) const AWAIT_FIRST: u8 = 64;
-/// A closing connection's linger check is armed (it re-arms itself while bytes move).
-const LINGER_ARMED: u8 = 128;
+/// Reading was paused by a handler (`Context::pause_reading`), as for a proxy whose other side
+/// is behind; independent of `OVER_HIGH`, and both must be clear for reads to happen.
+pub(crate) const READ_PAUSED: u8 = 128;
 
 pub(crate) struct Conn {
     stream: Stream,
@@ -307,7 +308,7 @@ impl Core {
             // Output above the high watermark: leave the input in the kernel, so the peer's
             // sending is throttled by TCP flow control instead of our memory. A closing
             // connection reads on: it only looks for the peer's FIN and delivers nothing.
-            if conn.flags & OVER_HIGH != 0 && conn.state != State::Closing {
+            if conn.flags & (OVER_HIGH | READ_PAUSED) != 0 && conn.state != State::Closing {
                 return;
             }
             // Replies are normally flushed in step 4, but past the high watermark they are
@@ -445,6 +446,7 @@ impl Core {
             if !conn.can_flush() {
                 return;
             }
+            let was_blocked = conn.flags & BLOCKED != 0;
             let mut written = 0u64;
             let outcome = loop {
                 if conn.bufs.out_is_empty() {
@@ -494,8 +496,9 @@ impl Core {
                 return;
             };
             if !conn.bufs.out_is_empty() {
-                if conn.state == State::Closing {
-                    self.ensure_linger(id);
+                if conn.state == State::Closing && !was_blocked {
+                    // A closing connection just blocked: bound the wait for the peer to read.
+                    self.arm_linger_check(id, LINGER);
                 }
                 return; // blocked; WRITABLE resumes
             }
@@ -535,7 +538,7 @@ impl Core {
             return;
         }
         // Our FIN is out; the peer's is awaited, for a bounded time.
-        self.ensure_linger(id);
+        self.arm_linger_check(id, LINGER);
         if self.shutdown.is_some() {
             // The regular linger check is due only after `LINGER`; shutting down, look sooner.
             self.arm_linger_check(id, SHUTDOWN_LINGER);
@@ -617,25 +620,16 @@ impl Core {
         };
         conn.state = State::Closing;
         let flags = conn.flags;
-        if flags & OVER_HIGH != 0 {
+        if flags & (OVER_HIGH | READ_PAUSED) != 0 {
             // Reads were paused, so the edge that carried the peer's FIN may be gone: look.
             self.ready.push_back(id.token());
         }
-        if flags & WR_SHUT != 0 {
-            // Our FIN went out earlier (shutdown_write): only the peer's is awaited now.
-            self.ensure_linger(id);
+        if flags & (WR_SHUT | BLOCKED) != 0 {
+            // Already waiting on the peer (our FIN is out, or it is not reading): the flush
+            // below will not arm the check for a state it did not enter.
+            self.arm_linger_check(id, LINGER);
         }
         self.mark_dirty(id);
-    }
-
-    /// Arms `id`'s linger check unless it is armed already.
-    fn ensure_linger(&mut self, id: ConnId) {
-        if let Some(conn) = self.conn_mut(id) {
-            if conn.flags & LINGER_ARMED == 0 {
-                conn.flags |= LINGER_ARMED;
-                self.arm_linger_check(id, LINGER);
-            }
-        }
     }
 
     /// Schedules a linger check `after` from now (extra checks are harmless: each re-reads the

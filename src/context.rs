@@ -183,6 +183,74 @@ impl<'a> Context<'a> {
         self.core.conn(self.id).is_some_and(|c| c.is_writable())
     }
 
+    /// Stops reading connection `id` (this one or another) until
+    /// [`resume_reading`](Self::resume_reading): its input waits in the kernel, and TCP flow
+    /// control slows its sender. This is how a proxy keeps one side from outrunning the other:
+    /// when the side it writes to reports [`on_writability(false)`](Handler::on_writability),
+    /// it pauses the side it reads from. Independent of the watermark pause; a connection reads
+    /// only when neither holds it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{ConnId, Context, Handler, Input};
+    ///
+    /// /// The upstream half of a proxy: forwards what it reads to `client`, and holds the
+    /// /// client's reading while upstream is not keeping up with what the client sends.
+    /// struct Upstream { client: ConnId }
+    /// impl Handler for Upstream {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         let _ = cx.write_to(self.client, input.take_all());
+    ///     }
+    ///     fn on_writability(&mut self, cx: &mut Context<'_>, writable: bool) {
+    ///         let _ = if writable {
+    ///             cx.resume_reading(self.client)
+    ///         } else {
+    ///             cx.pause_reading(self.client)
+    ///         };
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] if `id` is closed.
+    pub fn pause_reading(&mut self, id: ConnId) -> io::Result<()> {
+        self.core.set_reading(id, false)
+    }
+
+    /// Resumes reading connection `id` after [`pause_reading`](Self::pause_reading); input
+    /// that arrived meanwhile is read on the next loop iteration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input, TimerId};
+    /// use std::time::Duration;
+    ///
+    /// /// Reads in bursts: pauses itself after each chunk and resumes 10 ms later.
+    /// struct Throttled;
+    /// impl Handler for Throttled {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///         let me = cx.id();
+    ///         let _ = cx.pause_reading(me);
+    ///         cx.set_timer(Duration::from_millis(10));
+    ///     }
+    ///     fn on_timer(&mut self, cx: &mut Context<'_>, _timer: TimerId) {
+    ///         let me = cx.id();
+    ///         let _ = cx.resume_reading(me);
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] if `id` is closed.
+    pub fn resume_reading(&mut self, id: ConnId) -> io::Result<()> {
+        self.core.set_reading(id, true)
+    }
+
     /// Closes gracefully: queued output is sent first, then the connection closes.
     ///
     /// # Examples

@@ -13,10 +13,11 @@
 //! without reading, so no event will come for the input that waits in the kernel. Resuming
 //! therefore puts the connection on the still-ready queue, which reads it on the next pass.
 
+use std::io;
 use std::time::{Duration, Instant};
 
-use crate::conn::{conn_in, CloseMode, State, AWAIT_FIRST, OVER_HIGH};
-use crate::core::{Core, TimerAction};
+use crate::conn::{conn_in, CloseMode, State, AWAIT_FIRST, OVER_HIGH, READ_PAUSED};
+use crate::core::{gone, Core, TimerAction};
 use crate::handler::CloseReason;
 use crate::id::ConnId;
 
@@ -42,13 +43,31 @@ impl Core {
             }
             conn.flags &= !OVER_HIGH;
             log::debug!("{id}: {queued} bytes queued, down to the low watermark; reads resumed");
-            if matches!(conn.state, State::Open | State::WriteClosed) {
+            if matches!(conn.state, State::Open | State::WriteClosed)
+                && conn.flags & READ_PAUSED == 0
+            {
                 self.ready.push_back(id.token());
             }
             self.call(id, |h, cx| h.on_writability(cx, true));
             // What the handler writes now is sent in step 4 (the caller may be mid-flush).
             self.mark_dirty(id);
         }
+    }
+
+    /// Pauses (`on == false`) or resumes reading `id` at a handler's request. Resuming
+    /// re-queues the read: no new edge comes for input that waited in the kernel meanwhile.
+    pub(crate) fn set_reading(&mut self, id: ConnId, on: bool) -> io::Result<()> {
+        let conn = conn_in(&mut self.slots, id).ok_or_else(gone)?;
+        if !on {
+            conn.flags |= READ_PAUSED;
+        } else if conn.flags & READ_PAUSED != 0 {
+            conn.flags &= !READ_PAUSED;
+            if matches!(conn.state, State::Open | State::WriteClosed) && conn.flags & OVER_HIGH == 0
+            {
+                self.ready.push_back(id.token());
+            }
+        }
+        Ok(())
     }
 
     /// Resets `id`, whose queued output passed its cap: the peer does not read what it is

@@ -160,3 +160,47 @@ fn on_drained_is_not_called_when_writes_go_out_at_once() {
         "{history:?}"
     );
 }
+
+/// Echoes each input, then stops reading itself for `PAUSE`.
+struct Gate;
+
+const PAUSE: std::time::Duration = std::time::Duration::from_millis(80);
+
+impl Handler for Gate {
+    fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+        cx.write(input.take_all());
+        let me = cx.id();
+        cx.pause_reading(me).unwrap();
+        cx.set_timer(PAUSE);
+    }
+
+    fn on_timer(&mut self, cx: &mut Context<'_>, _timer: sockloop::TimerId) {
+        let me = cx.id();
+        cx.resume_reading(me).unwrap();
+    }
+}
+
+/// Input sent while a handler has paused reading waits in the kernel, and is read (no edge is
+/// lost) once the handler resumes.
+#[test]
+fn paused_reading_holds_input_until_resumed() {
+    let (addr, server) = util::serve(|| Gate);
+    let mut c = util::client(addr);
+    for i in 0..3u8 {
+        c.write_all(&[i]).unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(util::read_exactly(&mut c, 1), [i]);
+        // The first byte is read at once; each later one waits for the previous pause to end.
+        if i > 0 {
+            assert!(
+                t.elapsed() >= PAUSE / 2,
+                "byte {i} echoed after {:?}",
+                t.elapsed()
+            );
+        }
+        // Send the next byte right away: it must wait out this pause.
+    }
+    drop(c);
+    server.wait_for_connections(0);
+    server.stop();
+}
