@@ -318,6 +318,34 @@ impl<'a> Context<'a> {
         let _ = self.core.shutdown_write(self.id);
     }
 
+    /// Half-closes another connection: sends its FIN once its queued output is written (see
+    /// [`shutdown_write`](Self::shutdown_write)). A proxy uses it to pass one side's FIN on to
+    /// the other.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{ConnId, Context, Handler, Input};
+    ///
+    /// /// One half of a proxy: what it reads goes to `other`, and so does its peer's FIN.
+    /// struct Half { other: ConnId }
+    /// impl Handler for Half {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         let _ = cx.write_to(self.other, input.take_all());
+    ///     }
+    ///     fn on_read_closed(&mut self, cx: &mut Context<'_>) {
+    ///         let _ = cx.shutdown_write_conn(self.other);
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] if `id` is closed or unknown.
+    pub fn shutdown_write_conn(&mut self, id: ConnId) -> io::Result<()> {
+        self.core.shutdown_write(id)
+    }
+
     /// Closes another connection gracefully (see [`close`](Self::close)).
     ///
     /// # Examples
