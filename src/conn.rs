@@ -125,6 +125,13 @@ impl Conn {
         }
     }
 
+    /// The handler left more than `max` bytes unconsumed on a connection that still reads for
+    /// it. One that closed meanwhile is exempt: its input is moot, and "reply with an error,
+    /// close, consume nothing" must not turn the graceful close into a reset.
+    fn over_input_limit(&self, max: usize) -> bool {
+        self.bufs.input_len() > max && !matches!(self.state, State::Closing | State::Closed)
+    }
+
     pub(crate) fn class(&self) -> u16 {
         self.class
     }
@@ -380,7 +387,7 @@ impl Core {
                 let (slots, pool) = self.split_pool();
                 if let Some(conn) = conn_in(slots, id) {
                     conn.bufs.push_input(pool, rest);
-                    over_limit = conn.bufs.input_len() > max_input;
+                    over_limit = conn.over_input_limit(max_input);
                 }
             }
             input.consumed()
@@ -394,7 +401,7 @@ impl Core {
             let (slots, pool) = self.split_pool();
             if let Some(conn) = conn_in(slots, id) {
                 conn.bufs.restore_input(pool, pending);
-                over_limit = conn.bufs.input_len() > max_input;
+                over_limit = conn.over_input_limit(max_input);
             }
             used
         };

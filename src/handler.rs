@@ -156,6 +156,9 @@ pub trait Handler: 'static {
     }
 
     /// The peer shut down its write side (we read EOF). The connection can still send.
+    /// Not called when this side's FIN went out first ([`Context::shutdown_write`] completed):
+    /// then both directions are done, and the peer's FIN closes the connection with
+    /// [`CloseReason::PeerClosed`].
     ///
     /// The default finishes writing queued output and then closes, which is right for
     /// request/response protocols such as echo.

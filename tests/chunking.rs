@@ -294,12 +294,10 @@ fn refuse_oversized(abort: bool) -> (Vec<u8>, CloseReason) {
     (got, reason)
 }
 
-/// Known library bug, found by the chunking property: the input bound is checked on what the
-/// call that closed left unconsumed, so refusing an oversized message with a reply and `close()`
-/// resets the connection (`InputLimit`) and the queued reply is discarded. A closing connection's
-/// later input is discarded unread, so its leftover should not count against the bound either.
+/// Found by the chunking property: the input bound used to be checked on what the call that
+/// closed left unconsumed, so refusing an oversized message with a reply and `close()` reset the
+/// connection (`InputLimit`) and discarded the reply. A closing connection's leftover is moot.
 #[test]
-#[ignore = "library bug: the input bound resets a connection its handler just closed gracefully"]
 fn close_with_an_oversized_leftover_still_sends_the_final_reply() {
     let (got, reason) = refuse_oversized(false);
     assert!(
@@ -309,10 +307,9 @@ fn close_with_an_oversized_leftover_still_sends_the_final_reply() {
     assert_eq!(got, b"413 too large\n");
 }
 
-/// The same check relabels an explicit `abort()` as `InputLimit` (the peer sees the same reset;
-/// only the reason and the stats are off).
+/// Likewise an explicit `abort()` in the call that overflowed is reported as `Aborted`, not
+/// `InputLimit`.
 #[test]
-#[ignore = "library bug: an abort in the call that overflowed is reported as InputLimit"]
 fn abort_with_an_oversized_leftover_is_reported_as_aborted() {
     let (_, reason) = refuse_oversized(true);
     assert!(
