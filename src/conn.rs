@@ -342,10 +342,12 @@ impl Core {
                 // The peer sent FIN.
                 Ok(0) => return self.on_fin(id),
                 Ok(n) => {
-                    conn.last_active = now_ms;
                     self.counters.stats.bytes_read += n as u64;
-                    // A closing connection reads only to find the peer's FIN; its input is moot.
+                    // A closing connection reads only to find the peer's FIN; its input is moot,
+                    // and is no progress either: a peer trickling bytes instead of its FIN must
+                    // not hold the close open past the linger bound.
                     if conn.state != State::Closing {
+                        conn.last_active = now_ms;
                         self.deliver(id, &rbuf[..n]);
                     }
                     // A short read emptied the socket: the next arrival raises a new edge, so the

@@ -82,6 +82,8 @@ pub(crate) struct Core {
     pub(crate) timers: Timers<TimerAction>,
     pub(crate) loop_timers: Slab<LoopTimer>,
     pub(crate) pool: BufPool,
+    /// Reused by `write!` on a `Context` to format a whole reply before queueing it.
+    pub(crate) fmt_scratch: Vec<u8>,
     /// Limits and connection counts per listener (`src/limits.rs`).
     pub(crate) classes: Classes,
     /// Most open connections (accepted and outbound) before listeners stop accepting.
@@ -119,6 +121,7 @@ impl Core {
             timers: Timers::default(),
             loop_timers: Slab::new(),
             pool: BufPool::default(),
+            fmt_scratch: Vec::new(),
             classes: Classes::new(),
             max_connections: u64::MAX,
             paused: Vec::new(),

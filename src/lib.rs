@@ -50,6 +50,7 @@ mod id;
 mod input;
 mod limits;
 mod listener;
+mod others;
 mod pool;
 mod reactor;
 mod schedule;
