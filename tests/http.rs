@@ -1,0 +1,565 @@
+//! The HTTP example's protocol behaviour over raw TCP: responses, keep-alive, pipelining, the
+//! limits (400, 411, 413, 414, 431), closes, the header timeout and the lingering-time cap.
+//!
+//! The example's own handler (`examples/http_server/`) runs in-process on a reactor thread,
+//! with the listener options the example derives from its configuration; only the limits are
+//! smaller, so the tests stay fast. The `http_server` binary itself is tried with curl and wrk
+//! (see its module docs and the README).
+
+mod util;
+
+#[path = "../examples/http_server/handler.rs"]
+mod handler;
+#[path = "../examples/http_server/request.rs"]
+mod request;
+#[path = "../examples/http_server/response.rs"]
+mod response;
+#[path = "../examples/http_server/session.rs"]
+mod session;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use handler::{Config, HttpConn};
+use request::{parse_head, Limits, Parsed};
+use response::{Status, HELLO};
+
+const MAX_BODY: u64 = 1024;
+const HEADER_TIMEOUT: Duration = Duration::from_millis(300);
+const LINGERING_TIME: Duration = Duration::from_millis(500);
+/// How late after its deadline a timed-out connection may still be open (timer and loop slack,
+/// a loaded machine).
+const TIMEOUT_SLACK: Duration = Duration::from_millis(1_500);
+
+const CONFIG: Config = Config {
+    limits: Limits {
+        max_head: 8 << 10,
+        max_body: MAX_BODY,
+    },
+    header_timeout: HEADER_TIMEOUT,
+    idle_timeout: Duration::from_secs(30),
+    lingering_time: LINGERING_TIME,
+};
+
+/// The example's handler on an ephemeral port, with the test configuration.
+fn server() -> (SocketAddr, util::ReactorThread) {
+    util::serve_with(CONFIG.listen_options(), || HttpConn::new(&CONFIG))
+}
+
+/// A parsed response.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A blocking client that keeps whatever it read beyond the response it was asked for, so
+/// pipelined responses can be taken one at a time.
+struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        Client {
+            stream: util::client(addr),
+            buf: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads more bytes into the buffer; panics at EOF (a response was still expected).
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 16 << 10];
+        let n = self.stream.read(&mut chunk).unwrap();
+        assert!(
+            n > 0,
+            "EOF; unparsed: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// The next response; `head_only` for the answer to a HEAD request (no body).
+    fn next_response(&mut self, head_only: bool) -> Response {
+        let deadline = Instant::now() + util::TIMEOUT;
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut parsed = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(head) = parsed.parse(&self.buf).unwrap() {
+                let status = parsed.code.unwrap();
+                let headers: Vec<(String, String)> = parsed
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        let value = String::from_utf8(h.value.to_vec()).unwrap();
+                        (h.name.to_string(), value)
+                    })
+                    .collect();
+                let len: usize = headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                    .map_or(0, |(_, v)| v.parse().unwrap());
+                let len = if head_only || status < 200 { 0 } else { len };
+                while self.buf.len() < head + len {
+                    assert!(Instant::now() < deadline, "response body incomplete");
+                    self.fill();
+                }
+                let body = self.buf[head..head + len].to_vec();
+                self.buf.drain(..head + len);
+                return Response {
+                    status,
+                    headers,
+                    body,
+                };
+            }
+            assert!(Instant::now() < deadline, "no complete response head");
+            self.fill();
+        }
+    }
+
+    fn response(&mut self) -> Response {
+        self.next_response(false)
+    }
+
+    /// Sends a HEAD request and reads its (bodiless) response.
+    fn head_response(&mut self, head_request: &[u8]) -> Response {
+        self.send(head_request);
+        self.next_response(true)
+    }
+
+    /// Asserts the server closed the connection after what was read (clean EOF, no more bytes).
+    #[track_caller]
+    fn assert_closed(&mut self) {
+        assert!(
+            self.buf.is_empty(),
+            "unexpected bytes: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        util::assert_eof(&mut self.stream);
+    }
+
+    /// Trickles `bytes` one at a time, `pace` apart, until the server closes the connection;
+    /// returns how long after the first byte that happened. Panics if it is still open after
+    /// `within`. Sending must not run out: the connection is expected to close first.
+    fn trickle_until_closed(&mut self, bytes: &[u8], pace: Duration, within: Duration) -> Duration {
+        let started = Instant::now();
+        self.stream.set_read_timeout(Some(pace)).unwrap();
+        for &byte in bytes {
+            assert!(
+                started.elapsed() < within,
+                "still open {:?} after the head started",
+                started.elapsed()
+            );
+            if self.stream.write_all(&[byte]).is_err() {
+                return started.elapsed(); // reset: the server closed and dropped our bytes
+            }
+            // Waits up to `pace` for the close; nothing else may arrive.
+            let mut probe = [0u8; 64];
+            match self.stream.read(&mut probe) {
+                Ok(0) => return started.elapsed(),
+                Ok(n) => panic!("a slow sender was sent {n} bytes"),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return started.elapsed(),
+                Err(e) => panic!("unexpected read error: {e}"),
+            }
+        }
+        panic!("ran out of bytes to trickle after {:?}", started.elapsed());
+    }
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").into_bytes()
+}
+
+#[test]
+fn get_root_answers_200_with_the_greeting_and_deterministic_headers() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    c.send(&get("/"));
+    let want = format!(
+        "HTTP/1.1 200 OK\r\nServer: sockloop\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\n\r\n{HELLO}",
+        HELLO.len()
+    );
+    let got = util::read_exactly(&mut c.stream, want.len());
+    util::assert_bytes_eq(&got, want.as_bytes(), "the response to GET /");
+    server.stop();
+}
+
+#[test]
+fn unknown_path_gets_404_and_the_connection_stays_open() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    c.send(&get("/nowhere?x=1"));
+    let r = c.response();
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("connection"), None);
+    c.send(&get("/?x=1"));
+    assert_eq!(c.response().body, HELLO.as_bytes());
+    server.stop();
+}
+
+#[test]
+fn two_requests_share_one_kept_alive_connection() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    for _ in 0..2 {
+        c.send(&get("/"));
+        let r = c.response();
+        assert_eq!((r.status, r.body.as_slice()), (200, HELLO.as_bytes()));
+    }
+    let head = c.head_response(b"HEAD / HTTP/1.1\r\nHost: test\r\n\r\n");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("20"));
+    assert!(head.body.is_empty());
+    server.wait_for_connections(1);
+    server.stop();
+}
+
+#[test]
+fn pipelined_requests_in_one_write_are_answered_in_order() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    let mut batch = get("/");
+    batch.extend(get("/missing"));
+    batch.extend(b"DELETE / HTTP/1.1\r\nHost: test\r\n\r\n");
+    c.send(&batch);
+    let statuses: Vec<u16> = (0..3).map(|_| c.response().status).collect();
+    assert_eq!(statuses, [200, 404, 405]);
+    // Still open, and still in step.
+    c.send(&get("/"));
+    assert_eq!(c.response().status, 200);
+    server.stop();
+}
+
+#[test]
+fn malformed_requests_get_400_and_the_connection_closes() {
+    let (addr, server) = server();
+    let cases: [&[u8]; 5] = [
+        b"GET / HTTP/1.1\r\nHost: test\r\nno colon in this header\r\n\r\n",
+        b"GET / HTTP/9.9\r\nHost: test\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 tls client hello",
+        b"GET / HTTP/1.1\r\n\r\n", // HTTP/1.1 without Host
+        b"POST /x HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+    ];
+    for case in cases {
+        let mut c = Client::connect(addr);
+        c.send(case);
+        let r = c.response();
+        assert_eq!(r.status, 400, "for {:?}", String::from_utf8_lossy(case));
+        assert_eq!(r.header("connection"), Some("close"));
+        c.assert_closed();
+    }
+    server.stop();
+}
+
+#[test]
+fn headers_over_8_kib_get_431_and_the_connection_closes() {
+    let (addr, server) = server();
+    let big = "a".repeat(9 << 10);
+    // All at once, and as a head that is still incomplete when it passes the limit.
+    let complete = format!("GET / HTTP/1.1\r\nHost: test\r\nX-Big: {big}\r\n\r\n");
+    let unfinished = format!("GET / HTTP/1.1\r\nHost: test\r\nX-Big: {big}");
+    let many: String = (0..100).map(|i| format!("X-{i}: {i}\r\n")).collect();
+    let too_many = format!("GET / HTTP/1.1\r\nHost: test\r\n{many}\r\n");
+    for head in [complete, unfinished, too_many] {
+        let mut c = Client::connect(addr);
+        c.send(head.as_bytes());
+        let r = c.response();
+        assert_eq!(r.status, 431);
+        c.assert_closed();
+    }
+    let mut c = Client::connect(addr);
+    c.send(&get(&format!("/{big}")));
+    assert_eq!(c.response().status, 414, "a request line over the limit");
+    c.assert_closed();
+    server.stop();
+}
+
+#[test]
+fn oversized_content_length_gets_413_and_a_clean_close_while_the_body_is_still_coming() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    let body = vec![b'x'; 64 << 10];
+    c.send(
+        format!(
+            "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.send(&body);
+    let r = c.response();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.header("connection"), Some("close"));
+    // EOF, not a reset: the server read and dropped the body it refused.
+    c.assert_closed();
+    server.stop();
+}
+
+#[test]
+fn body_within_the_limit_is_skipped_and_the_next_request_answered() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    let body = vec![b'G'; MAX_BODY as usize]; // looks like requests, must not be taken for them
+    c.send(
+        format!(
+            "POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.send(&body);
+    c.send(&get("/"));
+    assert_eq!(c.response().status, 404);
+    assert_eq!(c.response().status, 200);
+    server.stop();
+}
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    c.send(b"POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    assert_eq!(c.response().status, 100);
+    c.send(b"hello");
+    let r = c.response();
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+    server.stop();
+}
+
+#[test]
+fn chunked_request_body_gets_411_and_the_connection_closes() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    c.send(b"POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    assert_eq!(c.response().status, 411);
+    c.assert_closed();
+    server.stop();
+}
+
+#[test]
+fn connection_close_is_honoured_after_the_response_and_later_requests_are_ignored() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    let mut batch = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".to_vec();
+    batch.extend(get("/"));
+    c.send(&batch);
+    let r = c.response();
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    c.assert_closed();
+    server.stop();
+}
+
+#[test]
+fn http_1_0_closes_unless_keep_alive_is_asked() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    c.send(b"GET / HTTP/1.0\r\n\r\n");
+    let r = c.response();
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    c.assert_closed();
+
+    let mut c = Client::connect(addr);
+    for _ in 0..2 {
+        c.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        let r = c.response();
+        assert_eq!(
+            (r.status, r.header("connection")),
+            (200, Some("keep-alive"))
+        );
+    }
+    c.send(b"GET / HTTP/1.0\r\n\r\n");
+    c.response();
+    c.assert_closed();
+    server.stop();
+}
+
+#[test]
+fn requests_split_byte_by_byte_are_still_parsed() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    let mut requests = b"POST /x HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\nhello".to_vec();
+    requests.extend(get("/"));
+    for byte in &requests {
+        c.send(std::slice::from_ref(byte));
+    }
+    assert_eq!(c.response().status, 404);
+    assert_eq!(c.response().body, HELLO.as_bytes());
+    server.stop();
+}
+
+#[test]
+fn slow_first_request_head_is_closed_by_the_header_timeout() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    let head = get("/").repeat(4); // more than enough bytes to outlast the timeout
+    let took = c.trickle_until_closed(
+        &head,
+        Duration::from_millis(20),
+        HEADER_TIMEOUT + TIMEOUT_SLACK,
+    );
+    // The first-bytes deadline counts from the accept, a little before the first byte.
+    assert!(
+        took >= HEADER_TIMEOUT - Duration::from_millis(50),
+        "closed after {took:?}"
+    );
+    server.wait_for_connections(0);
+    server.stop();
+}
+
+#[test]
+fn slow_later_request_head_is_closed_by_the_header_timer() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    c.send(&get("/"));
+    assert_eq!(c.response().status, 200);
+    let head = get("/").repeat(4);
+    let took = c.trickle_until_closed(
+        &head,
+        Duration::from_millis(20),
+        HEADER_TIMEOUT + TIMEOUT_SLACK,
+    );
+    assert!(took >= HEADER_TIMEOUT, "closed after {took:?}");
+    server.wait_for_connections(0);
+    server.stop();
+}
+
+#[test]
+fn client_trickling_after_a_rejection_is_reset_at_the_lingering_time() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    c.send(b"GET / HTTP/9.9\r\n\r\n");
+    assert_eq!(c.response().status, 400);
+    c.assert_closed();
+    let closed = Instant::now();
+    // It never sends FIN, and each byte it sends is read (and dropped) by the closing
+    // connection, which the reactor counts as progress of the close.
+    let deadline = closed + LINGERING_TIME + TIMEOUT_SLACK;
+    while server.connections() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "still open {:?} after the close",
+            closed.elapsed()
+        );
+        let _ = c.stream.write_all(b"x"); // fails once the server has reset the connection
+        std::thread::sleep(Duration::from_millis(20)); // the trickle's pace
+    }
+    let took = closed.elapsed();
+    assert!(took >= LINGERING_TIME / 2, "reset after only {took:?}");
+    server.stop();
+}
+
+#[test]
+fn kept_alive_connection_between_requests_is_not_cut_by_the_header_timeout() {
+    let (addr, server) = server();
+    let mut c = Client::connect(addr);
+    c.send(&get("/"));
+    assert_eq!(c.response().status, 200);
+    // Silent for twice the header timeout: neither a byte nor EOF may arrive.
+    c.stream.set_read_timeout(Some(2 * HEADER_TIMEOUT)).unwrap();
+    let mut probe = [0u8; 1];
+    let e = c
+        .stream
+        .read(&mut probe)
+        .expect_err("the server sent something");
+    assert!(
+        matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{e}"
+    );
+    c.stream.set_read_timeout(Some(util::TIMEOUT)).unwrap();
+    c.send(&get("/"));
+    assert_eq!(c.response().status, 200);
+    server.stop();
+}
+
+#[test]
+fn parser_routes_absolute_targets_and_rejects_ambiguous_framing() {
+    let limits = CONFIG.limits;
+    let status = |head: &[u8]| match parse_head(head, &limits) {
+        Parsed::Request(r) => r.status,
+        Parsed::Reject(s) => s,
+        Parsed::Partial => panic!("partial: {:?}", String::from_utf8_lossy(head)),
+    };
+    assert_eq!(
+        status(b"GET http://test/?q HTTP/1.1\r\nHost: test\r\n\r\n"),
+        Status::Ok
+    );
+    assert_eq!(
+        status(b"GET HTTP://test HTTP/1.1\r\nHost: test\r\n\r\n"),
+        Status::Ok
+    );
+    assert_eq!(
+        status(b"\r\nGET /a HTTP/1.1\r\nHost: test\r\n\r\n"),
+        Status::NotFound
+    );
+    let cl_and_te =
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: gzip\r\n\r\n";
+    assert_eq!(status(cl_and_te), Status::BadRequest);
+    assert_eq!(
+        status(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n"),
+        Status::BadRequest
+    );
+    let huge = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999999\r\n\r\n";
+    assert_eq!(status(huge), Status::PayloadTooLarge);
+    assert_eq!(
+        parse_head(b"GET / HTTP/1.1\r\nHost: t\r\n", &limits),
+        Parsed::Partial
+    );
+}
+
+/// Closes gracefully as soon as anything arrives, like the example after a rejection.
+struct CloseOnData;
+
+impl sockloop::Handler for CloseOnData {
+    fn on_data(&mut self, cx: &mut sockloop::Context<'_>, input: &mut sockloop::Input<'_>) {
+        input.consume(input.len());
+        cx.close();
+    }
+}
+
+/// A graceful close waits for the peer's FIN up to 5 s without progress, and bytes read from a
+/// closing connection are no progress: a peer that never sends FIN but trickles a byte every
+/// few seconds loses the connection about 5 s after the close. (Before the fix, reads counted,
+/// and such a peer held the connection, its slot and its socket forever.)
+#[test]
+fn trickling_peer_cannot_hold_a_closing_connection_open() {
+    let (addr, server) = util::serve(|| CloseOnData);
+    let mut c = util::client(addr);
+    c.write_all(b"x").unwrap();
+    util::wait_until("the server to close its side", || {
+        let mut probe = [0u8; 1];
+        matches!(c.read(&mut probe), Ok(0))
+    });
+    let closed_at = Instant::now();
+    // A byte every second: each one is read by the closing connection and resets its linger.
+    for _ in 0..9 {
+        std::thread::sleep(Duration::from_secs(1)); // the trickle's pace is the point here
+        if c.write_all(b"y").is_err() || server.connections() == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        server.connections(),
+        0,
+        "still open {:?} after the server's graceful close",
+        closed_at.elapsed()
+    );
+    server.stop();
+}
