@@ -1,0 +1,92 @@
+//! A TCP proxy: every accepted connection is forwarded to an upstream address, byte for byte,
+//! both ways, through the reactor's own outbound connect.
+//!
+//! ```text
+//! cargo run --release --example echo_server              # an upstream on 127.0.0.1:7878
+//! cargo run --release --example tcp_proxy                # listens on 127.0.0.1:7070
+//! cargo run --release --example tcp_proxy -- --listen 127.0.0.1:8080 --upstream 127.0.0.1:8000
+//! RUST_LOG=debug cargo run --example tcp_proxy           # every connect, FIN and close
+//! ```
+//!
+//! Then `nc -N 127.0.0.1 7070` talks to the echo server through the proxy (`-N` sends FIN at the
+//! end of input: the FIN travels through the proxy, the echo server answers what is left and
+//! closes, and that FIN comes back). Any TCP service works as upstream: with
+//! `python3 -m http.server 8000` and `--upstream 127.0.0.1:8000`, try
+//! `curl -v http://127.0.0.1:7070/`.
+//!
+//! What it shows: two connections that know each other's `ConnId` (the client half learns the
+//! upstream's from `cx.connect`, the upstream half is given the client's), `write_to` between
+//! them, backpressure across them (`on_writability` of one side pauses reading the other), and
+//! half-close passed on in both directions. If nothing listens upstream, each client is closed
+//! at once and the reason is logged. Ctrl-C (SIGINT) or SIGTERM stops it gracefully.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod link;
+mod proxy;
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use sockloop::Reactor;
+
+/// How long a signalled shutdown waits for proxied connections to finish before closing them.
+const GRACE: Duration = Duration::from_secs(5);
+/// How long the start-up check waits for the upstream to accept a connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Parser, Debug)]
+#[command(about = "A TCP proxy: forwards every connection to an upstream address")]
+struct Args {
+    /// Address to accept clients on.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// Address every client is forwarded to (echo_server's default).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    upstream: SocketAddr,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("tcp_proxy: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let upstream = args.upstream;
+    let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
+    let (_listener, bound) = reactor
+        .listen(args.listen, move || proxy::Half::client(upstream))
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let exit = common::shutdown_on_signals(&mut reactor, "tcp_proxy", GRACE)
+        .map_err(|e| format!("cannot watch for signals: {e}"))?;
+    println!("tcp proxy listening on {bound}, forwarding to {upstream}");
+    probe(upstream);
+
+    // Returns once a signal's graceful shutdown has closed every connection.
+    reactor
+        .run()
+        .map_err(|e| format!("event loop failed: {e}"))?;
+    exit.report(reactor.stats());
+    Ok(())
+}
+
+/// Says so up front if nothing answers upstream. The proxy starts anyway (the upstream may come
+/// later): each client is then closed as soon as its upstream connect fails. The check is one
+/// connection, opened and closed at once, which the upstream will see.
+fn probe(upstream: SocketAddr) {
+    if let Err(e) = TcpStream::connect_timeout(&upstream, PROBE_TIMEOUT) {
+        log::warn!(
+            "nothing answers on {upstream} ({e}): clients will be closed until something \
+             listens there; start `cargo run --example echo_server -- {upstream}` in another \
+             terminal, or pass --upstream ADDR"
+        );
+    }
+}
