@@ -315,15 +315,22 @@ impl Core {
             // Output above the high watermark: leave the input in the kernel, so the peer's
             // sending is throttled by TCP flow control instead of our memory. A closing
             // connection reads on: it only looks for the peer's FIN and delivers nothing.
-            if conn.flags & (OVER_HIGH | READ_PAUSED) != 0 && conn.state != State::Closing {
+            let limits = self.classes.limits(conn.class());
+            let held = if limits.pause_reads {
+                OVER_HIGH | READ_PAUSED
+            } else {
+                READ_PAUSED
+            };
+            if conn.flags & held != 0 && conn.state != State::Closing {
                 return;
             }
             // Replies are normally flushed in step 4, but past the high watermark they are
             // sent now: only if the kernel will not take them is the peer really behind, and
             // then the flush pauses the reading. So the queue never grows past the high mark
             // by more than one read's worth of replies.
-            if conn.state != State::Closing
-                && conn.bufs.out_len() > self.classes.limits(conn.class()).high_water
+            if limits.pause_reads
+                && conn.state != State::Closing
+                && conn.bufs.out_len() > limits.high_water
             {
                 self.flush(id);
                 match conn_in(&mut self.slots, id) {

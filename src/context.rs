@@ -341,6 +341,36 @@ impl<'a> Context<'a> {
         self.core.connect(addr, None, Box::new(handler))
     }
 
+    /// Like [`connect`](Self::connect), with limits for the new connection; see
+    /// [`Reactor::connect_with`](crate::Reactor::connect_with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use sockloop::{ConnectOptions, Context, Handler, Input};
+    ///
+    /// /// Opens its upstream as a proxy would: reading it never pauses for its own output.
+    /// struct Client { upstream: SocketAddr }
+    /// impl Handler for Client {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         let options = ConnectOptions::new().pause_reading_over_high(false);
+    ///         cx.connect_with(self.upstream, options, Client { upstream: self.upstream });
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    /// }
+    /// ```
+    pub fn connect_with<H: Handler>(
+        &mut self,
+        addr: SocketAddr,
+        options: crate::ConnectOptions,
+        handler: H,
+    ) -> ConnId {
+        self.core.connect_with(addr, &options, Box::new(handler))
+    }
+
     /// Starts an outbound connection from a chosen local address; see
     /// [`Reactor::connect_from`](crate::Reactor::connect_from).
     ///

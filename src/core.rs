@@ -181,13 +181,37 @@ impl Core {
         self.stopping = true;
     }
 
-    /// Starts a non-blocking TCP connect, from `local` if given; every outcome, even an
-    /// immediate failure, reaches `handler`.
+    /// Starts a non-blocking TCP connect with default limits; see `connect_class`.
     pub(crate) fn connect(
         &mut self,
         addr: SocketAddr,
         local: Option<SocketAddr>,
         handler: Box<dyn Handler>,
+    ) -> ConnId {
+        self.connect_class(addr, local, handler, OUTBOUND)
+    }
+
+    /// Starts a non-blocking TCP connect held to `options`' limits.
+    pub(crate) fn connect_with(
+        &mut self,
+        addr: SocketAddr,
+        options: &crate::ConnectOptions,
+        handler: Box<dyn Handler>,
+    ) -> ConnId {
+        match self.classes.outbound(options.limits) {
+            Ok(class) => self.connect_class(addr, None, handler, class),
+            Err(e) => self.failed_connect(handler, e),
+        }
+    }
+
+    /// Starts a non-blocking TCP connect, from `local` if given; every outcome, even an
+    /// immediate failure, reaches `handler`.
+    fn connect_class(
+        &mut self,
+        addr: SocketAddr,
+        local: Option<SocketAddr>,
+        handler: Box<dyn Handler>,
+        class: u16,
     ) -> ConnId {
         let stream = match local {
             None => TcpStream::connect(addr),
@@ -201,7 +225,7 @@ impl Core {
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("connect to {addr}: TCP_NODELAY not set: {e}");
         }
-        let id = match self.add_conn(Stream::Tcp(stream), handler, State::Connecting, OUTBOUND) {
+        let id = match self.add_conn(Stream::Tcp(stream), handler, State::Connecting, class) {
             Ok(id) => id,
             Err((handler, e)) => return self.failed_connect(handler, e),
         };

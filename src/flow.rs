@@ -35,17 +35,17 @@ impl Core {
                 return;
             }
             conn.flags |= OVER_HIGH;
-            log::debug!("{id}: {queued} bytes queued, over the high watermark; reads paused");
+            log::debug!("{id}: {queued} bytes queued, over the high watermark; not writable");
             self.call(id, |h, cx| h.on_writability(cx, false));
         } else {
             if queued > limits.low_water {
                 return;
             }
             conn.flags &= !OVER_HIGH;
-            log::debug!("{id}: {queued} bytes queued, down to the low watermark; reads resumed");
-            if matches!(conn.state, State::Open | State::WriteClosed)
-                && conn.flags & READ_PAUSED == 0
-            {
+            log::debug!("{id}: {queued} bytes queued, down to the low watermark; writable");
+            // Resume the reads the watermark held (if it held them, and nothing else does).
+            let was_held = limits.pause_reads && conn.flags & READ_PAUSED == 0;
+            if was_held && matches!(conn.state, State::Open | State::WriteClosed) {
                 self.ready.push_back(id.token());
             }
             self.call(id, |h, cx| h.on_writability(cx, true));
@@ -62,8 +62,9 @@ impl Core {
             conn.flags |= READ_PAUSED;
         } else if conn.flags & READ_PAUSED != 0 {
             conn.flags &= !READ_PAUSED;
-            if matches!(conn.state, State::Open | State::WriteClosed) && conn.flags & OVER_HIGH == 0
-            {
+            let watermark_holds =
+                conn.flags & OVER_HIGH != 0 && self.classes.limits(conn.class()).pause_reads;
+            if matches!(conn.state, State::Open | State::WriteClosed) && !watermark_holds {
                 self.ready.push_back(id.token());
             }
         }

@@ -41,6 +41,7 @@
 
 mod buf;
 mod conn;
+mod connect_options;
 mod context;
 mod core;
 mod flow;
@@ -61,6 +62,7 @@ mod stream;
 mod timer;
 mod udp;
 
+pub use connect_options::ConnectOptions;
 pub use context::Context;
 pub use handle::Handle;
 pub use handler::{CloseReason, Handler, PanicPolicy};

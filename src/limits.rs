@@ -35,6 +35,11 @@ pub(crate) struct Limits {
     pub(crate) low_water: usize,
     pub(crate) max_output: usize,
     pub(crate) first_bytes: Option<Duration>,
+    /// Stop reading while the output is over the high watermark. Right for request/response
+    /// protocols (the input is what produces the output); wrong for a proxy's connections, whose
+    /// two directions are independent: there pausing couples them, and two such connections
+    /// backed up against each other would wait forever.
+    pub(crate) pause_reads: bool,
 }
 
 /// The defaults, also the answer for a class that does not exist (which would be a bug; a
@@ -45,6 +50,7 @@ const DEFAULT_LIMITS: Limits = Limits {
     low_water: DEFAULT_LOW_WATER,
     max_output: DEFAULT_MAX_OUTPUT,
     first_bytes: None,
+    pause_reads: true,
 };
 
 impl Default for Limits {
@@ -72,8 +78,11 @@ struct Class {
     open: usize,
     /// Most open connections allowed (`usize::MAX`: no limit).
     max_open: usize,
-    /// Its listener is gone; the class is freed when its last connection closes.
+    /// Its listener is gone (or it never had one: outbound connections with their own
+    /// options); the class is freed when its last connection closes.
     retired: bool,
+    /// Made for outbound connections ([`Classes::outbound`]), so reusable by equal options.
+    outbound: bool,
 }
 
 /// All classes of a reactor; class 0 ([`OUTBOUND`]) always exists.
@@ -89,6 +98,7 @@ impl Classes {
             open: 0,
             max_open: usize::MAX,
             retired: false,
+            outbound: false,
         });
         Classes { slab }
     }
@@ -107,7 +117,35 @@ impl Classes {
             open: 0,
             max_open: max_open.unwrap_or(usize::MAX),
             retired: false,
+            outbound: false,
         });
+        Ok(class)
+    }
+
+    /// The class for outbound connections with `limits`: class 0 for the defaults, else a live
+    /// class made for equal limits, else a new one (freed with its last connection). A linear
+    /// search: classes are few (one per listener and per distinct set of connect options).
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Self::add), past 65,535 classes.
+    pub(crate) fn outbound(&mut self, limits: Limits) -> io::Result<u16> {
+        let limits = limits.normalized();
+        if limits == DEFAULT_LIMITS {
+            return Ok(OUTBOUND);
+        }
+        if let Some((key, _)) = self
+            .slab
+            .iter()
+            .find(|(_, c)| c.outbound && c.limits == limits)
+        {
+            return Ok(key as u16);
+        }
+        let class = self.add(limits, None)?;
+        if let Some(c) = self.slab.get_mut(class as usize) {
+            c.outbound = true;
+            c.retired = true;
+        }
         Ok(class)
     }
 

@@ -215,6 +215,34 @@ impl ListenOptions {
         self
     }
 
+    /// Whether a connection stops reading while its output is over the high watermark (default
+    /// `true`). Turn it off for connections whose two directions are independent, such as a
+    /// proxy's: there the handler pauses the *other* connection instead
+    /// ([`Context::pause_reading`](crate::Context::pause_reading)) on
+    /// [`on_writability`](crate::Handler::on_writability), which is still called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = sockloop::ListenOptions::new().pause_reading_over_high(false);
+    /// assert!(!options.get_pause_reading_over_high());
+    /// ```
+    pub fn pause_reading_over_high(mut self, pause: bool) -> Self {
+        self.limits.pause_reads = pause;
+        self
+    }
+
+    /// Whether connections stop reading over the high watermark.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(sockloop::ListenOptions::new().get_pause_reading_over_high());
+    /// ```
+    pub fn get_pause_reading_over_high(&self) -> bool {
+        self.limits.pause_reads
+    }
+
     /// The output watermarks (low, high) in bytes.
     ///
     /// # Examples

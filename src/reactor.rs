@@ -238,6 +238,40 @@ impl Reactor {
         self.core.connect(addr, None, Box::new(handler))
     }
 
+    /// Like [`connect`](Self::connect), with limits for this connection (watermarks, caps,
+    /// whether reading pauses over the high watermark).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{ConnectOptions, Context, Handler, Input, Reactor};
+    ///
+    /// struct Upstream;
+    /// impl Handler for Upstream {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         cx.stop();
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), || Upstream)?;
+    /// let options = ConnectOptions::new().pause_reading_over_high(false);
+    /// reactor.connect_with(addr, options, Upstream);
+    /// reactor.run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connect_with<H: Handler>(
+        &mut self,
+        addr: SocketAddr,
+        options: crate::ConnectOptions,
+        handler: H,
+    ) -> ConnId {
+        self.core.connect_with(addr, &options, Box::new(handler))
+    }
+
     /// Like [`connect`](Self::connect), from the local address `local` (port 0: any port). Load
     /// generators use this to spread connections over several source addresses (127.0.0.2,
     /// 127.0.0.3, ...): each source address has its own range of ephemeral ports per destination.

@@ -217,25 +217,27 @@ fn send_all_then_read(proxy: SocketAddr) {
     sender.join().expect("writer thread");
 }
 
-/// Library limitation, reproduced: a proxy written as `Context::pause_reading`'s documentation
-/// shows (each half forwards with `write_to`, and pauses its partner while it is not writable)
-/// deadlocks against sockloop's own echo server. The reactor stops reading a connection whose
-/// output is over its high watermark, and for the upstream connection that is wrong: what it
-/// reads is the client's, not a reply to what it sends. Upstream's queue goes over the mark
-/// while the echo server's replies are not being taken, the echo server stops reading because
-/// its own output is over *its* mark, and neither side ever reads again: this test times out
-/// reading. Outbound connections cannot be given other watermarks, and `resume_reading` does
-/// not override the watermark pause. The example works around it with a budget (`link.rs`).
+/// The proxy pattern as `Context::pause_reading`'s documentation shows it (each half forwards
+/// with `write_to` and pauses its partner while it is not writable), with both halves set not
+/// to pause their own reading over the high watermark, holds up against sockloop's own echo
+/// server backed up behind it. With the default (pause reading over the high mark) it used to
+/// deadlock: upstream's queue over its mark stopped it reading the echo server's replies, the
+/// echo server stopped reading because its own output was over *its* mark, and neither side
+/// ever read again. A proxy's two directions are independent; `pause_reading_over_high(false)`
+/// says so.
 #[test]
-#[ignore = "reproduces a library limitation: a connection over its high watermark is not read"]
-fn naive_proxy_deadlocks_against_a_backlogged_echo_server() {
+fn documented_proxy_pattern_does_not_deadlock_against_a_backlogged_echo_server() {
     let (echo, _echo_thread) = util::serve(|| Echo);
     let (proxy, _proxy_thread) = util::spawn_reactor(move |reactor| {
         let naive = move || Naive {
             other: None,
             upstream: Some(echo),
         };
-        reactor.listen(util::localhost(), naive).expect("listen").1
+        let options = sockloop::ListenOptions::new().pause_reading_over_high(false);
+        reactor
+            .listen_with(util::localhost(), options, naive)
+            .expect("listen")
+            .1
     });
     send_all_then_read(proxy);
 }
@@ -250,8 +252,10 @@ impl sockloop::Handler for Naive {
     fn on_open(&mut self, cx: &mut sockloop::Context<'_>) {
         if let Some(addr) = self.upstream {
             let me = Some(cx.id());
-            self.other = Some(cx.connect(
+            let options = sockloop::ConnectOptions::new().pause_reading_over_high(false);
+            self.other = Some(cx.connect_with(
                 addr,
+                options,
                 Naive {
                     other: me,
                     upstream: None,
