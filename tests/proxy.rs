@@ -182,12 +182,14 @@ fn a_client_that_reads_late_does_not_stall_the_echo() {
     send_all_then_read(proxy);
 }
 
-/// Sends 32 MiB before reading anything: every buffer between the client and the echo server
+/// Sends 128 MiB before reading anything: every buffer between the client and the echo server
 /// fills, the echo server stops reading (its replies are not taken), and the proxy must still
 /// read the echo server's replies once the client reads, or all three wait for each other
 /// forever. Then reads the whole echo.
 fn send_all_then_read(proxy: SocketAddr) {
-    const BYTES: usize = 32 << 20;
+    // Far more than the kernel buffers of the four hops can hold (loopback autotuning lets each
+    // hold several MiB), so the writer must stall.
+    const BYTES: usize = 128 << 20;
     let mut client = util::client(proxy);
     let mut writer = client.try_clone().unwrap();
     let (sent_tx, sent_rx) = mpsc::channel();
@@ -211,7 +213,7 @@ fn send_all_then_read(proxy: SocketAddr) {
     }
     assert!(
         progress < BYTES,
-        "32 MiB fit in the buffers; nothing was held back"
+        "128 MiB fit in the buffers; nothing was held back"
     );
     expect_pattern(&mut client, 2, BYTES, None);
     sender.join().expect("writer thread");
