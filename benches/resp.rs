@@ -1,0 +1,511 @@
+//! The Redis-protocol example against a real `redis-server`, side by side under
+//! `redis-benchmark`, in one run on one machine.
+//!
+//! ```text
+//! cargo bench --bench resp                                  # about 2 minutes on 2 busy cores
+//! cargo bench --bench resp -- --rounds 3 --requests 20000   # shorter
+//! cargo bench --bench resp -- --help                        # every option
+//! ```
+//!
+//! It builds `examples/resp_server` (`cargo build --release --example resp_server`) and starts
+//! it and `redis-server --save '' --appendonly no --io-threads 1` (persistence off, one I/O
+//! thread), each pinned with `taskset` to CPU 0, both kept running for the whole run.
+//! `redis-benchmark` runs on CPU 1:
+//!
+//! ```text
+//! redis-benchmark -h 127.0.0.1 -p PORT -t <ping|set|get> -n N -c 50 -q          # one at a time
+//! redis-benchmark -h 127.0.0.1 -p PORT -t <ping|set|get> -n N -c 50 -q -P 16    # pipelined
+//! ```
+//!
+//! One invocation per test (`-t ping` runs PING_INLINE and PING_MBULK), so that each has its own
+//! server CPU figure. A round runs every test in both modes on both servers, the two servers
+//! back to back for each test, first one then the other in an order that alternates from round
+//! to round. The table reports medians over the rounds of requests per second (as
+//! `redis-benchmark` measures it), the median of the per-round ratios sockloop/redis with their
+//! range, and the server's CPU time per request: its on-CPU nanoseconds
+//! (`/proc/PID/task/*/schedstat`, user + kernel, all threads) over the invocation, divided by
+//! the requests it answered. On two cores `redis-benchmark` (single-threaded) may saturate its
+//! own core before a server does, so requests/s can tie while CPU per request still tells the
+//! servers apart.
+//!
+//! Results: the table on stdout, `target/bench-resp/resp.csv` (medians) and
+//! `target/bench-resp/resp-rounds.csv` (every invocation). Skipped, with a message, when
+//! `redis-server` or `redis-benchmark` is not installed (`apt-get install redis-server
+//! redis-tools`).
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+/// Where the servers run, and where `redis-benchmark` runs.
+const SERVER_CPU: &str = "0";
+const CLIENT_CPU: &str = "1";
+/// How long a server may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Requests of the warm-up invocation each server gets before the rounds.
+const WARMUP_REQUESTS: usize = 20_000;
+
+/// The RESP example and redis-server side by side under redis-benchmark.
+#[derive(Parser, Debug)]
+#[command(name = "resp")]
+struct Args {
+    /// Rounds; every figure is a median over them.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Requests per test without pipelining (-n).
+    #[arg(long, default_value_t = 50_000)]
+    requests: usize,
+    /// Requests per test with pipelining (-n).
+    #[arg(long, default_value_t = 300_000)]
+    pipelined_requests: usize,
+    /// Concurrent connections (-c).
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    /// Pipeline depth of the pipelined mode (-P).
+    #[arg(long, default_value_t = 16)]
+    pipeline: usize,
+    /// Tests (-t), one invocation each.
+    #[arg(long, value_delimiter = ',', default_value = "ping,set,get")]
+    tests: Vec<String>,
+    /// Do not pin the servers and redis-benchmark to separate CPUs.
+    #[arg(long)]
+    no_pin: bool,
+    /// Directory for the CSV files [default: target/bench-resp].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+    /// Benchmark filters passed by `cargo bench`; ignored.
+    #[arg(hide = true)]
+    filters: Vec<String>,
+}
+
+/// One `redis-benchmark` result line of one invocation.
+#[derive(Clone, Debug)]
+struct Sample {
+    round: usize,
+    server: &'static str,
+    /// Pipeline depth (1: none).
+    pipeline: usize,
+    /// `redis-benchmark`'s test name: PING_INLINE, PING_MBULK, SET, GET.
+    test: String,
+    rps: f64,
+    p50_ms: f64,
+    /// Server CPU over the whole invocation, divided by every request in it.
+    cpu_us_per_req: f64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    for tool in ["redis-server", "redis-benchmark"] {
+        if Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
+        {
+            println!("resp bench skipped: {tool} is not installed (apt-get install redis-server redis-tools)");
+            return ExitCode::SUCCESS;
+        }
+    }
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("resp bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let started = Instant::now();
+    let target = target_dir();
+    let example = build_example(&target)?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pin = !args.no_pin && cpus >= 2 && Command::new("taskset").arg("-V").output().is_ok();
+    if !pin {
+        println!("note: not pinning (--no-pin, one CPU, or no taskset): figures are noisier");
+    }
+    let scratch = std::env::temp_dir().join(format!("sockloop-bench-resp-{}", std::process::id()));
+    fs::create_dir_all(&scratch).map_err(|e| format!("mkdir {}: {e}", scratch.display()))?;
+    let servers = [
+        Server::sockloop(&example, pin)?,
+        Server::redis(&scratch, pin)?,
+    ];
+    for server in &servers {
+        benchmark(server, "ping", WARMUP_REQUESTS, &args, 1, pin)?;
+    }
+    println!(
+        "redis-benchmark -c {} -q, -n {} (plain) / {} (-P {}); {} rounds; servers on CPU {}, client on CPU {}",
+        args.clients,
+        args.requests,
+        args.pipelined_requests,
+        args.pipeline,
+        args.rounds,
+        if pin { SERVER_CPU } else { "any" },
+        if pin { CLIENT_CPU } else { "any" },
+    );
+    let mut samples = Vec::new();
+    for round in 0..args.rounds {
+        for pipeline in [1, args.pipeline] {
+            let n = if pipeline == 1 {
+                args.requests
+            } else {
+                args.pipelined_requests
+            };
+            for test in &args.tests {
+                // The two servers back to back, first one first in even rounds, the other in odd.
+                for k in 0..servers.len() {
+                    let server = &servers[(k + round) % servers.len()];
+                    for mut sample in benchmark(server, test, n, &args, pipeline, pin)? {
+                        sample.round = round;
+                        samples.push(sample);
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "round {}/{} done at {:.0?}",
+            round + 1,
+            args.rounds,
+            started.elapsed()
+        );
+    }
+    let _ = fs::remove_dir_all(&scratch);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| target.join("bench-resp"));
+    report(&samples, &args, &out)?;
+    println!("total time {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// `target/` of this build: the benchmark runs as `target/<profile>/deps/resp-<hash>`.
+fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return dir.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+/// Builds the example in release mode (`cargo bench` does not build examples) and returns its
+/// path.
+fn build_example(target: &Path) -> Result<PathBuf, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--example", "resp_server"])
+        .status()
+        .map_err(|e| format!("cannot run cargo to build the example: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "cargo build --release --example resp_server: {status}"
+        ));
+    }
+    let exe = target.join("release/examples/resp_server");
+    if !exe.exists() {
+        return Err(format!("built, but {} is missing", exe.display()));
+    }
+    Ok(exe)
+}
+
+/// A server process, pinned to the server CPU; killed when dropped.
+struct Server {
+    name: &'static str,
+    child: Child,
+    addr: SocketAddr,
+}
+
+/// `cmd` under `taskset -c cpu` when pinning.
+fn pinned(program: &Path, cpu: &str, pin: bool) -> Command {
+    if pin {
+        let mut cmd = Command::new("taskset");
+        cmd.args(["-c", cpu]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+impl Server {
+    fn sockloop(example: &Path, pin: bool) -> Result<Server, String> {
+        let mut child = pinned(example, SERVER_CPU, pin)
+            .args(["--addr", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", example.display()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or("the example's stdout is not piped")?;
+        let mut line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut line);
+        let addr = read.ok().and_then(|_| {
+            line.trim()
+                .strip_prefix("resp server listening on ")
+                .and_then(|a| a.parse().ok())
+        });
+        let server = Server {
+            name: "sockloop",
+            child,
+            addr: addr.unwrap_or_else(|| ([127, 0, 0, 1], 0).into()),
+        };
+        if addr.is_none() {
+            return Err(format!(
+                "the example did not report its address (got {line:?})"
+            ));
+        }
+        Ok(server)
+    }
+
+    fn redis(dir: &Path, pin: bool) -> Result<Server, String> {
+        // A free port, released just before redis-server binds it.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("cannot find a free port: {e}"))?
+            .port();
+        let child = pinned(Path::new("redis-server"), SERVER_CPU, pin)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--io-threads", "1"])
+            .args(["--daemonize", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start redis-server: {e}"))?;
+        let server = Server {
+            name: "redis",
+            child,
+            addr: ([127, 0, 0, 1], port).into(),
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while TcpStream::connect(server.addr).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "redis-server did not listen on {} in time",
+                    server.addr
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+
+    /// Nanoseconds the server has spent on a CPU, all threads, user and kernel.
+    fn cpu_ns(&self) -> io::Result<u64> {
+        let mut total = 0;
+        for task in fs::read_dir(format!("/proc/{}/task", self.child.id()))? {
+            // A thread that exited between the listing and the read no longer counts.
+            let Ok(text) = fs::read_to_string(task?.path().join("schedstat")) else {
+                continue;
+            };
+            total += text
+                .split_whitespace()
+                .next()
+                .and_then(|f| f.parse::<u64>().ok())
+                .ok_or_else(|| io::Error::other("unexpected schedstat format"))?;
+        }
+        Ok(total)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One `redis-benchmark -t test` invocation against `server`; one sample per result line.
+fn benchmark(
+    server: &Server,
+    test: &str,
+    n: usize,
+    args: &Args,
+    pipeline: usize,
+    pin: bool,
+) -> Result<Vec<Sample>, String> {
+    let mut cmd = pinned(Path::new("redis-benchmark"), CLIENT_CPU, pin);
+    cmd.args(["-h", &server.addr.ip().to_string()])
+        .args(["-p", &server.addr.port().to_string()])
+        .args([
+            "-t",
+            test,
+            "-n",
+            &n.to_string(),
+            "-c",
+            &args.clients.to_string(),
+            "-q",
+        ]);
+    if pipeline > 1 {
+        cmd.args(["-P", &pipeline.to_string()]);
+    }
+    let cpu_before = server
+        .cpu_ns()
+        .map_err(|e| format!("{}: {e}", server.name))?;
+    let output = cmd
+        .output()
+        .map_err(|e| format!("cannot run redis-benchmark: {e}"))?;
+    let cpu_ns = server
+        .cpu_ns()
+        .map_err(|e| format!("{}: {e}", server.name))?
+        - cpu_before;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "redis-benchmark against {} failed ({}): {text}{}",
+            server.name,
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    // -q prints progress lines ended by CR and one final line per test ended by LF.
+    let mut samples: Vec<Sample> = text
+        .split(['\r', '\n'])
+        .filter_map(parse_line)
+        .map(|(test, rps, p50_ms)| Sample {
+            round: 0,
+            server: server.name,
+            pipeline,
+            test,
+            rps,
+            p50_ms,
+            cpu_us_per_req: 0.0,
+        })
+        .collect();
+    if samples.is_empty() {
+        return Err(format!("no result in redis-benchmark's output: {text:?}"));
+    }
+    let requests = (n * samples.len()) as f64;
+    for s in &mut samples {
+        s.cpu_us_per_req = cpu_ns as f64 / 1e3 / requests;
+    }
+    Ok(samples)
+}
+
+/// `SET: 123456.79 requests per second, p50=0.199 msec` → ("SET", 123456.79, 0.199).
+fn parse_line(line: &str) -> Option<(String, f64, f64)> {
+    let (test, rest) = line.trim().split_once(": ")?;
+    let rps = rest
+        .strip_suffix(" msec")?
+        .split_once(" requests per second, p50=")?;
+    Some((test.to_string(), rps.0.parse().ok()?, rps.1.parse().ok()?))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The per-round ratios sockloop/redis of `field` for one test and mode.
+fn ratios(samples: &[Sample], test: &str, pipeline: usize, field: fn(&Sample) -> f64) -> Vec<f64> {
+    let of = |server: &str, round: usize| {
+        samples
+            .iter()
+            .find(|s| {
+                s.server == server && s.test == test && s.pipeline == pipeline && s.round == round
+            })
+            .map(field)
+    };
+    let rounds = samples.iter().map(|s| s.round).max().map_or(0, |r| r + 1);
+    (0..rounds)
+        .filter_map(|r| Some(of("sockloop", r)? / of("redis", r)?))
+        .collect()
+}
+
+fn report(samples: &[Sample], args: &Args, out: &Path) -> Result<(), String> {
+    let mut keys: Vec<(usize, String)> = Vec::new();
+    for s in samples {
+        if !keys.contains(&(s.pipeline, s.test.clone())) {
+            keys.push((s.pipeline, s.test.clone()));
+        }
+    }
+    let of = |server: &str, pipeline: usize, test: &str, field: fn(&Sample) -> f64| {
+        median(
+            samples
+                .iter()
+                .filter(|s| s.server == server && s.pipeline == pipeline && s.test == test)
+                .map(field)
+                .collect(),
+        )
+    };
+    let range = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("{lo:.2}–{hi:.2}")
+    };
+    println!();
+    println!("| test | -P | sockloop req/s | redis req/s | sockloop/redis req/s | sockloop CPU µs/req | redis CPU µs/req | CPU sockloop/redis |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut csv = String::from(
+        "test,pipeline,sockloop_rps,redis_rps,rps_ratio,rps_ratio_min,rps_ratio_max,sockloop_cpu_us_per_req,redis_cpu_us_per_req,cpu_ratio,sockloop_p50_ms,redis_p50_ms\n",
+    );
+    for (pipeline, test) in &keys {
+        let (pipeline, test) = (*pipeline, test.as_str());
+        let rps = ratios(samples, test, pipeline, |s| s.rps);
+        let cpu = ratios(samples, test, pipeline, |s| s.cpu_us_per_req);
+        let (ours, theirs) = (
+            of("sockloop", pipeline, test, |s| s.rps),
+            of("redis", pipeline, test, |s| s.rps),
+        );
+        let (our_cpu, their_cpu) = (
+            of("sockloop", pipeline, test, |s| s.cpu_us_per_req),
+            of("redis", pipeline, test, |s| s.cpu_us_per_req),
+        );
+        println!(
+            "| {test} | {pipeline} | {ours:.0} | {theirs:.0} | {:.2} [{}] | {our_cpu:.2} | {their_cpu:.2} | {:.2} [{}] |",
+            median(rps.clone()),
+            range(&rps),
+            median(cpu.clone()),
+            range(&cpu),
+        );
+        csv.push_str(&format!(
+            "{test},{pipeline},{ours:.0},{theirs:.0},{:.3},{:.3},{:.3},{our_cpu:.3},{their_cpu:.3},{:.3},{:.3},{:.3}\n",
+            median(rps.clone()),
+            rps.iter().copied().fold(f64::INFINITY, f64::min),
+            rps.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            median(cpu),
+            of("sockloop", pipeline, test, |s| s.p50_ms),
+            of("redis", pipeline, test, |s| s.p50_ms),
+        ));
+    }
+    let mut rounds = String::from("round,server,pipeline,test,rps,p50_ms,cpu_us_per_req\n");
+    for s in samples {
+        rounds.push_str(&format!(
+            "{},{},{},{},{:.2},{:.3},{:.4}\n",
+            s.round, s.server, s.pipeline, s.test, s.rps, s.p50_ms, s.cpu_us_per_req
+        ));
+    }
+    fs::create_dir_all(out).map_err(|e| format!("mkdir {}: {e}", out.display()))?;
+    for (name, text) in [("resp.csv", csv), ("resp-rounds.csv", rounds)] {
+        let path = out.join(name);
+        fs::File::create(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    println!(
+        "\nratios: median of the {} per-round ratios [their range]; CSV in {}",
+        args.rounds,
+        out.display()
+    );
+    Ok(())
+}
