@@ -102,7 +102,11 @@ fn every_command_replies_byte_exact() {
         (&[b"GET", b"n"], b"$2\r\n-9\r\n"),
         (&[b"DEL", b"k", b"n", b"nokey", b"k"], b":2\r\n"),
         (&[b"EXISTS", b"k"], b":0\r\n"),
-        (&[b"CONFIG", b"GET", b"save"], b"*0\r\n"),
+        (
+            &[b"CONFIG", b"GET", b"save"],
+            b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n",
+        ),
+        (&[b"config", b"get", b"nosuch"], b"*0\r\n"),
     ];
     for (args, reply) in script {
         exchange(&mut c, &req(args), reply);
@@ -278,6 +282,29 @@ fn big_values_cross_many_reads_intact() {
 }
 
 #[test]
+fn request_with_many_arguments_crosses_many_reads() {
+    let (addr, _server) = start();
+    let mut c = client(addr);
+    exchange(&mut c, &req(&[b"SET", b"k7", b"x"]), b"+OK\r\n");
+    exchange(&mut c, &req(&[b"SET", b"k49999", b"x"]), b"+OK\r\n");
+    // EXISTS k0 ... k49999 (about 590 KB), in uneven chunks: the parser resumes at the next
+    // argument each time instead of starting the request over.
+    let keys: Vec<Vec<u8>> = (0..50_000).map(|i| format!("k{i}").into_bytes()).collect();
+    let mut args: Vec<&[u8]> = vec![b"EXISTS"];
+    args.extend(keys.iter().map(Vec::as_slice));
+    let request = req(&args);
+    let mut writer = c.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        for chunk in request.chunks(9_973) {
+            writer.write_all(chunk).unwrap();
+        }
+    });
+    assert_eq!(read_exactly(&mut c, 4), b":2\r\n");
+    sender.join().unwrap();
+    exchange(&mut c, b"PING\r\n", b"+PONG\r\n");
+}
+
+#[test]
 fn shared_keyspace_is_seen_by_every_connection() {
     let (addr, _server) = start();
     let (mut a, mut b) = (client(addr), client(addr));
@@ -446,6 +473,9 @@ fn replies_match_a_real_redis_server() {
             req(&[b"NOPE", b"a\r\nb", &[b'z'; 200]]),
             req(&[b""]),
             req(&[b"CONFIG", b"BOGUS"]),
+            req(&[b"CONFIG", b"GET", b"save"]),
+            req(&[b"CONFIG", b"GET", b"APPENDONLY"]),
+            req(&[b"CONFIG", b"GET", b"nosuch"]),
             b"*0\r\n*-1\r\n\r\n\n".to_vec(),
             b"PING\r\nSET d:q \"a b\\x41\" \r\nGET d:q\r\nGET 'it\\'s'\nFOO\tx\x0by\r\n".to_vec(),
             b"QUIT\r\nPING\r\n".to_vec(),

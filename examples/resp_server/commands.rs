@@ -3,7 +3,8 @@
 //! Each command checks its arity the way Redis does (a positive arity is exact, a negative one
 //! a minimum) and answers with Redis's words, so clients and their error handling see no
 //! difference. `SET` takes `NX`, `XX` and `GET`; the expiry options are refused with an error
-//! (there are no expiries here).
+//! (there are no expiries here). `CONFIG GET` knows `save` and `appendonly`, which
+//! redis-benchmark asks for.
 
 use std::collections::HashMap;
 
@@ -211,23 +212,38 @@ fn quit(_map: &mut Map, _argv: &Argv<'_>, out: &mut Reply) -> After {
     After::Close
 }
 
-/// `CONFIG GET <pattern>...` answers an empty list: this server has no configuration
-/// parameters. redis-benchmark asks for `save` and `appendonly` before it starts, and would
-/// print a warning on an error.
-fn config(_map: &mut Map, argv: &Argv<'_>, out: &mut Reply) -> After {
+/// The configuration parameters `CONFIG GET` knows, with their values here: no snapshots and no
+/// append-only file, since nothing is persisted. redis-benchmark asks for these two before it
+/// starts and warns when it gets no answer.
+const CONFIG: &[(&str, &str)] = &[("save", ""), ("appendonly", "no")];
+
+/// `CONFIG GET <parameter>...`: a flat list of name, value pairs for the parameters it knows,
+/// in the order asked (Redis also takes glob patterns; here a name matches only itself).
+fn config<'a>(_map: &mut Map, argv: &Argv<'a>, out: &mut Reply) -> After {
     let sub = argv.get(1);
-    if sub.eq_ignore_ascii_case(b"get") {
-        if argv.len() < 3 {
-            out.wrong_arity("config|get");
-        } else {
-            out.raw(reply::EMPTY_ARRAY);
-        }
-    } else {
+    if !sub.eq_ignore_ascii_case(b"get") {
         out.error_with(|text| {
             text.extend_from_slice(b"unknown subcommand '");
             text.extend_from_slice(c_str(sub, 128));
             text.extend_from_slice(b"'. Try CONFIG HELP.");
         });
+        return After::Continue;
+    }
+    if argv.len() < 3 {
+        out.wrong_arity("config|get");
+        return After::Continue;
+    }
+    // Each known name is answered as it was asked (`APPENDONLY` stays upper case, as in Redis).
+    let known = |name: &'a [u8]| {
+        CONFIG
+            .iter()
+            .find(|(param, _)| param.as_bytes().eq_ignore_ascii_case(name))
+            .map(|(_, value)| (name, value.as_bytes()))
+    };
+    out.array_header(2 * argv.iter_from(2).filter_map(known).count());
+    for (name, value) in argv.iter_from(2).filter_map(known) {
+        out.bulk(name);
+        out.bulk(value);
     }
     After::Continue
 }

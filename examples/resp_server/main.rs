@@ -19,8 +19,8 @@
 //! ```
 //!
 //! Commands: `PING [msg]`, `ECHO msg`, `SET key value [NX|XX] [GET]`, `GET key`,
-//! `DEL key...`, `INCR key`, `EXISTS key...`, `QUIT`, and `CONFIG GET` (an empty answer, for
-//! redis-benchmark). Requests are RESP2 multibulk frames or inline lines, pipelined as deep as
+//! `DEL key...`, `INCR key`, `EXISTS key...`, `QUIT`, and `CONFIG GET` of `save` and
+//! `appendonly` (which redis-benchmark asks for). Requests are RESP2 multibulk frames or inline lines, pipelined as deep as
 //! the client likes: every complete request in a read is answered in order, and the replies of
 //! the batch leave in one write. Errors use Redis's exact words; a malformed request gets
 //! `-ERR Protocol error: ...` and the connection is closed, as Redis does.

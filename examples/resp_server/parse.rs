@@ -27,6 +27,8 @@ pub const ARGS_MAX: i64 = 1024 * 1024;
 const ARGS_RESERVE: usize = 16;
 /// Scratch kept between inline commands; a larger one (after a huge line) is freed.
 const INLINE_KEEP: usize = 4096;
+/// Argument slots kept between requests; more (after a request with many keys) are freed.
+const SPANS_KEEP: usize = 1024;
 
 /// Where one argument lies: a range of the request's bytes (multibulk) or of the parser's
 /// inline scratch buffer.
@@ -176,6 +178,10 @@ impl Parser {
     /// Drops what a `Command`'s arguments held; call once they are no longer needed.
     pub fn done(&mut self) {
         self.spans.clear();
+        // One DEL of a million keys must not pin 16 MiB of spans for the connection's life.
+        if self.spans.capacity() > SPANS_KEEP {
+            self.spans = Vec::new();
+        }
         if self.inline.capacity() > INLINE_KEEP {
             self.inline = Vec::new();
         }

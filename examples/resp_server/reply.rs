@@ -12,7 +12,6 @@ pub const PONG: &[u8] = b"+PONG\r\n";
 pub const NULL: &[u8] = b"$-1\r\n";
 pub const ZERO: &[u8] = b":0\r\n";
 pub const ONE: &[u8] = b":1\r\n";
-pub const EMPTY_ARRAY: &[u8] = b"*0\r\n";
 pub const NOT_AN_INTEGER: &[u8] = b"-ERR value is not an integer or out of range\r\n";
 pub const OVERFLOW: &[u8] = b"-ERR increment or decrement would overflow\r\n";
 pub const SYNTAX: &[u8] = b"-ERR syntax error\r\n";
@@ -65,6 +64,13 @@ impl Reply {
             Some(v) => self.bulk(v),
             None => self.raw(NULL),
         }
+    }
+
+    /// `*<n>\r\n`: an array of the next `n` replies.
+    pub fn array_header(&mut self, n: usize) {
+        self.buf.push(b'*');
+        push_i64(&mut self.buf, n as i64);
+        self.buf.extend_from_slice(b"\r\n");
     }
 
     /// `:<n>\r\n`.
