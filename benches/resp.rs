@@ -13,20 +13,24 @@
 //! `redis-benchmark` runs on CPU 1:
 //!
 //! ```text
-//! redis-benchmark -h 127.0.0.1 -p PORT -t <ping|set|get> -n N -c 50 -q          # one at a time
-//! redis-benchmark -h 127.0.0.1 -p PORT -t <ping|set|get> -n N -c 50 -q -P 16    # pipelined
+//! redis-benchmark -h 127.0.0.1 -p PORT -t <test> -n N -c 50 -q          # one at a time
+//! redis-benchmark -h 127.0.0.1 -p PORT -t <test> -n N -c 50 -q -P 16    # pipelined
 //! ```
 //!
-//! One invocation per test (`-t ping` runs PING_INLINE and PING_MBULK), so that each has its own
-//! server CPU figure. A round runs every test in both modes on both servers, the two servers
-//! back to back for each test, first one then the other in an order that alternates from round
-//! to round. The table reports medians over the rounds of requests per second (as
-//! `redis-benchmark` measures it), the median of the per-round ratios sockloop/redis with their
-//! range, and the server's CPU time per request: its on-CPU nanoseconds
-//! (`/proc/PID/task/*/schedstat`, user + kernel, all threads) over the invocation, divided by
-//! the requests it answered. On two cores `redis-benchmark` (single-threaded) may saturate its
-//! own core before a server does, so requests/s can tie while CPU per request still tells the
-//! servers apart.
+//! for each of the tests of `-t ping,set,get` (PING_INLINE, PING_MBULK, SET, GET), one
+//! invocation per test so that each has its own server CPU figure. A round runs every test in
+//! both modes on both servers, the two servers back to back for each test, first one then the
+//! other in an order that alternates from round to round. The table reports medians over the
+//! rounds of requests per second (as `redis-benchmark` measures it), the median of the
+//! per-round ratios sockloop/redis with their range, and the server's CPU time per request:
+//! its on-CPU nanoseconds (`/proc/PID/task/*/schedstat`, user + kernel, all threads) over the
+//! invocation, divided by the requests it answered.
+//!
+//! Requests per second depend on how much CPU the client and the server are given: on a shared
+//! machine, other jobs on the same cores decide most of it (`redis-benchmark` was seen running
+//! a quarter of the time during a run beside two compilers), so single rounds can differ by 2x
+//! and only medians of interleaved pairs mean anything. CPU time per request does not depend on
+//! how long a server waited for its turn, and is the steadier figure.
 //!
 //! Results: the table on stdout, `target/bench-resp/resp.csv` (medians) and
 //! `target/bench-resp/resp-rounds.csv` (every invocation). Skipped, with a message, when
@@ -69,8 +73,12 @@ struct Args {
     /// Pipeline depth of the pipelined mode (-P).
     #[arg(long, default_value_t = 16)]
     pipeline: usize,
-    /// Tests (-t), one invocation each.
-    #[arg(long, value_delimiter = ',', default_value = "ping,set,get")]
+    /// Tests (-t), one invocation each (`ping` runs both PING tests in one).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ping_inline,ping_mbulk,set,get"
+    )]
     tests: Vec<String>,
     /// Do not pin the servers and redis-benchmark to separate CPUs.
     #[arg(long)]

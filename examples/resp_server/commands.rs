@@ -34,52 +34,24 @@ struct Command {
 /// The command table, most frequent first (it is searched in order; names are compared only
 /// when their lengths match).
 const COMMANDS: &[Command] = &[
-    Command {
-        name: "get",
-        arity: 2,
-        run: get,
-    },
-    Command {
-        name: "set",
-        arity: -3,
-        run: set,
-    },
-    Command {
-        name: "ping",
-        arity: -1,
-        run: ping,
-    },
-    Command {
-        name: "incr",
-        arity: 2,
-        run: incr,
-    },
-    Command {
-        name: "del",
-        arity: -2,
-        run: del,
-    },
-    Command {
-        name: "exists",
-        arity: -2,
-        run: exists,
-    },
-    Command {
-        name: "echo",
-        arity: 2,
-        run: echo,
-    },
-    Command {
-        name: "quit",
-        arity: -1,
-        run: quit,
-    },
-    Command {
-        name: "config",
-        arity: -2,
-        run: config,
-    },
+    command("get", 2, get),
+    command("set", -3, set),
+    command("ping", -1, ping),
+    command("incr", 2, incr),
+    command("del", -2, del),
+    command("exists", -2, exists),
+    command("echo", 2, echo),
+    command("quit", -1, quit),
+    command("config", -2, config),
 ];
+
+const fn command(
+    name: &'static str,
+    arity: i32,
+    run: fn(&mut Map, &Argv<'_>, &mut Reply) -> After,
+) -> Command {
+    Command { name, arity, run }
+}
 
 /// Runs one request (`argv` has at least the name) and appends its reply.
 pub fn execute(map: &mut Map, argv: &Argv<'_>, out: &mut Reply) -> After {
