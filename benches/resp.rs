@@ -2,49 +2,61 @@
 //! `redis-benchmark`, in one run on one machine.
 //!
 //! ```text
-//! cargo bench --bench resp                                  # about 1.5 minutes on 2 busy cores
-//! cargo bench --bench resp -- --rounds 3 --requests 20000   # shorter
+//! cargo bench --bench resp                                  # 0.5 to 1.5 minutes on 2 cores
+//! cargo bench --bench resp -- --rounds 3 --busy-poll 0      # shorter: one sockloop variant
 //! cargo bench --bench resp -- --help                        # every option
 //! ```
 //!
 //! It builds `examples/resp_server` (`cargo build --release --example resp_server`) and starts
-//! it and `redis-server --save '' --appendonly no --io-threads 1` (persistence off, one I/O
-//! thread), each pinned with `taskset` to CPU 0, both kept running for the whole run.
-//! `redis-benchmark` runs on CPU 1:
+//! it twice, as it comes and with `--busy-poll 20` (see below), and `redis-server --save ''
+//! --appendonly no --io-threads 1` (persistence off, one I/O thread), each pinned with
+//! `taskset` to CPU 0 and kept running for the whole run. `redis-benchmark` runs on CPU 1:
 //!
 //! ```text
-//! redis-benchmark -h 127.0.0.1 -p PORT -t <test> -n N -c 50 -q          # one at a time
-//! redis-benchmark -h 127.0.0.1 -p PORT -t <test> -n N -c 50 -q -P 16    # pipelined
+//! redis-benchmark -h 127.0.0.1 -p PORT -t <test> -n 20000 -c 50 -q            # one at a time
+//! redis-benchmark -h 127.0.0.1 -p PORT -t <test> -n 150000 -c 50 -q -P 16     # pipelined
 //! ```
 //!
 //! for each of the tests of `-t ping,set,get` (PING_INLINE, PING_MBULK, SET, GET), one
 //! invocation per test so that each has its own server CPU figure. A round runs every test in
-//! both modes on both servers, the two servers back to back for each test, first one then the
-//! other in an order that alternates from round to round. The table reports medians over the
-//! rounds of requests per second (as `redis-benchmark` measures it), the median of the
-//! per-round ratios sockloop/redis with their range, and the server's CPU time per request:
-//! its on-CPU nanoseconds (`/proc/PID/task/*/schedstat`, user + kernel, all threads) over the
-//! invocation, divided by the requests it answered.
+//! both modes on every server, the servers back to back for each test in an order that rotates
+//! from round to round. The tables report medians over the rounds of requests per second (as
+//! `redis-benchmark` measures it) and of the server's CPU time per request (its on-CPU
+//! nanoseconds from `/proc/PID/task/*/schedstat`, user + kernel, all threads, over the
+//! invocation, divided by the requests it answered), and the median of the per-round ratios
+//! to Redis, with their range.
 //!
-//! Requests per second depend on how much CPU the client and the server are given: on a shared
-//! machine, other jobs on the same cores decide most of it (`redis-benchmark` was seen running
-//! a quarter of the time during a run beside two compilers), so single rounds can differ by 2x
-//! and only medians of interleaved pairs mean anything. CPU time per request does not depend on
-//! how long a server waited for its turn, and is the steadier figure.
+//! Neither the client nor a server fills its CPU here: with 50 connections (and 16 requests
+//! each when pipelined) in flight, requests/s follow the round-trip time, and much of that is
+//! a server waking up. sockloop needs less CPU per request than Redis, so it runs out of work
+//! and sleeps in `epoll_wait` more often (about 40% more voluntary context switches per
+//! request), and each wake-up of a halted virtual CPU costs tens of microseconds. The
+//! `--busy-poll 20` variant shows what keeping the loop awake for 20 µs after the last event
+//! buys in requests/s, and costs in CPU per request.
 //!
-//! Results: the table on stdout, `target/bench-resp/resp.csv` (medians) and
-//! `target/bench-resp/resp-rounds.csv` (every invocation). Skipped, with a message, when
-//! `redis-server` or `redis-benchmark` is not installed (`apt-get install redis-server
+//! On a shared machine, other jobs on the same cores add most of the noise (`redis-benchmark`
+//! was seen running a quarter of the time during a run beside two compilers), so single rounds
+//! can differ by 2x and only medians of interleaved rounds mean anything; CPU per request is the
+//! steadier figure.
+//!
+//! Results: the tables on stdout, `target/bench-resp/resp.csv` (medians and ratios per test and
+//! server) and `target/bench-resp/resp-rounds.csv` (every invocation). Skipped, with a message,
+//! when `redis-server` or `redis-benchmark` is not installed (`apt-get install redis-server
 //! redis-tools`).
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+
+#[path = "resp/report.rs"]
+mod report;
+
+use report::{Sample, REDIS};
 
 /// Where the servers run, and where `redis-benchmark` runs.
 const SERVER_CPU: &str = "0";
@@ -62,10 +74,10 @@ struct Args {
     #[arg(long, default_value_t = 7)]
     rounds: usize,
     /// Requests per test without pipelining (-n).
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = 20_000)]
     requests: usize,
     /// Requests per test with pipelining (-n).
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 150_000)]
     pipelined_requests: usize,
     /// Concurrent connections (-c).
     #[arg(long, default_value_t = 50)]
@@ -73,6 +85,9 @@ struct Args {
     /// Pipeline depth of the pipelined mode (-P).
     #[arg(long, default_value_t = 16)]
     pipeline: usize,
+    /// The example's --busy-poll values (µs) to measure, one sockloop server each; 0: plain.
+    #[arg(long, value_delimiter = ',', default_value = "0,20")]
+    busy_poll: Vec<u64>,
     /// Tests (-t), one invocation each (`ping` runs both PING tests in one).
     #[arg(
         long,
@@ -92,21 +107,6 @@ struct Args {
     /// Benchmark filters passed by `cargo bench`; ignored.
     #[arg(hide = true)]
     filters: Vec<String>,
-}
-
-/// One `redis-benchmark` result line of one invocation.
-#[derive(Clone, Debug)]
-struct Sample {
-    round: usize,
-    server: &'static str,
-    /// Pipeline depth (1: none).
-    pipeline: usize,
-    /// `redis-benchmark`'s test name: PING_INLINE, PING_MBULK, SET, GET.
-    test: String,
-    rps: f64,
-    p50_ms: f64,
-    /// Server CPU over the whole invocation, divided by every request in it.
-    cpu_us_per_req: f64,
 }
 
 fn main() -> ExitCode {
@@ -143,10 +143,16 @@ fn run(args: Args) -> Result<(), String> {
     }
     let scratch = std::env::temp_dir().join(format!("sockloop-bench-resp-{}", std::process::id()));
     fs::create_dir_all(&scratch).map_err(|e| format!("mkdir {}: {e}", scratch.display()))?;
-    let servers = [
-        Server::sockloop(&example, pin)?,
-        Server::redis(&scratch, pin)?,
-    ];
+    let mut servers = Vec::new();
+    for &busy_poll in &args.busy_poll {
+        servers.push(Server::sockloop(&example, busy_poll, pin)?);
+    }
+    servers.push(Server::redis(&scratch, pin)?);
+    let variants: Vec<String> = servers
+        .iter()
+        .map(|s| s.name.clone())
+        .filter(|name| name != REDIS)
+        .collect();
     for server in &servers {
         benchmark(server, "ping", WARMUP_REQUESTS, &args, 1, pin)?;
     }
@@ -169,7 +175,7 @@ fn run(args: Args) -> Result<(), String> {
                 args.pipelined_requests
             };
             for test in &args.tests {
-                // The two servers back to back, first one first in even rounds, the other in odd.
+                // The servers back to back, in an order that rotates from round to round.
                 for k in 0..servers.len() {
                     let server = &servers[(k + round) % servers.len()];
                     for mut sample in benchmark(server, test, n, &args, pipeline, pin)? {
@@ -191,7 +197,7 @@ fn run(args: Args) -> Result<(), String> {
         .out
         .clone()
         .unwrap_or_else(|| target.join("bench-resp"));
-    report(&samples, &args, &out)?;
+    report::report(&samples, &variants, &out)?;
     println!("total time {:.0?}", started.elapsed());
     Ok(())
 }
@@ -229,7 +235,7 @@ fn build_example(target: &Path) -> Result<PathBuf, String> {
 
 /// A server process, pinned to the server CPU; killed when dropped.
 struct Server {
-    name: &'static str,
+    name: String,
     child: Child,
     addr: SocketAddr,
 }
@@ -246,9 +252,10 @@ fn pinned(program: &Path, cpu: &str, pin: bool) -> Command {
 }
 
 impl Server {
-    fn sockloop(example: &Path, pin: bool) -> Result<Server, String> {
+    fn sockloop(example: &Path, busy_poll: u64, pin: bool) -> Result<Server, String> {
         let mut child = pinned(example, SERVER_CPU, pin)
             .args(["--addr", "127.0.0.1:0"])
+            .args(["--busy-poll", &busy_poll.to_string()])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -267,7 +274,10 @@ impl Server {
                 .and_then(|a| a.parse().ok())
         });
         let server = Server {
-            name: "sockloop",
+            name: match busy_poll {
+                0 => "sockloop".to_string(),
+                us => format!("sockloop --busy-poll {us}"),
+            },
             child,
             addr: addr.unwrap_or_else(|| ([127, 0, 0, 1], 0).into()),
         };
@@ -297,7 +307,7 @@ impl Server {
             .spawn()
             .map_err(|e| format!("cannot start redis-server: {e}"))?;
         let server = Server {
-            name: "redis",
+            name: REDIS.to_string(),
             child,
             addr: ([127, 0, 0, 1], port).into(),
         };
@@ -388,7 +398,7 @@ fn benchmark(
         .filter_map(parse_line)
         .map(|(test, rps, p50_ms)| Sample {
             round: 0,
-            server: server.name,
+            server: server.name.clone(),
             pipeline,
             test,
             rps,
@@ -413,107 +423,4 @@ fn parse_line(line: &str) -> Option<(String, f64, f64)> {
         .strip_suffix(" msec")?
         .split_once(" requests per second, p50=")?;
     Some((test.to_string(), rps.0.parse().ok()?, rps.1.parse().ok()?))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-/// The per-round ratios sockloop/redis of `field` for one test and mode.
-fn ratios(samples: &[Sample], test: &str, pipeline: usize, field: fn(&Sample) -> f64) -> Vec<f64> {
-    let of = |server: &str, round: usize| {
-        samples
-            .iter()
-            .find(|s| {
-                s.server == server && s.test == test && s.pipeline == pipeline && s.round == round
-            })
-            .map(field)
-    };
-    let rounds = samples.iter().map(|s| s.round).max().map_or(0, |r| r + 1);
-    (0..rounds)
-        .filter_map(|r| Some(of("sockloop", r)? / of("redis", r)?))
-        .collect()
-}
-
-fn report(samples: &[Sample], args: &Args, out: &Path) -> Result<(), String> {
-    let mut keys: Vec<(usize, String)> = Vec::new();
-    for s in samples {
-        if !keys.contains(&(s.pipeline, s.test.clone())) {
-            keys.push((s.pipeline, s.test.clone()));
-        }
-    }
-    let of = |server: &str, pipeline: usize, test: &str, field: fn(&Sample) -> f64| {
-        median(
-            samples
-                .iter()
-                .filter(|s| s.server == server && s.pipeline == pipeline && s.test == test)
-                .map(field)
-                .collect(),
-        )
-    };
-    let range = |v: &[f64]| {
-        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        format!("{lo:.2}–{hi:.2}")
-    };
-    println!();
-    println!("| test | -P | sockloop req/s | redis req/s | sockloop/redis req/s | sockloop CPU µs/req | redis CPU µs/req | CPU sockloop/redis |");
-    println!("|---|---|---|---|---|---|---|---|");
-    let mut csv = String::from(
-        "test,pipeline,sockloop_rps,redis_rps,rps_ratio,rps_ratio_min,rps_ratio_max,sockloop_cpu_us_per_req,redis_cpu_us_per_req,cpu_ratio,sockloop_p50_ms,redis_p50_ms\n",
-    );
-    for (pipeline, test) in &keys {
-        let (pipeline, test) = (*pipeline, test.as_str());
-        let rps = ratios(samples, test, pipeline, |s| s.rps);
-        let cpu = ratios(samples, test, pipeline, |s| s.cpu_us_per_req);
-        let (ours, theirs) = (
-            of("sockloop", pipeline, test, |s| s.rps),
-            of("redis", pipeline, test, |s| s.rps),
-        );
-        let (our_cpu, their_cpu) = (
-            of("sockloop", pipeline, test, |s| s.cpu_us_per_req),
-            of("redis", pipeline, test, |s| s.cpu_us_per_req),
-        );
-        println!(
-            "| {test} | {pipeline} | {ours:.0} | {theirs:.0} | {:.2} [{}] | {our_cpu:.2} | {their_cpu:.2} | {:.2} [{}] |",
-            median(rps.clone()),
-            range(&rps),
-            median(cpu.clone()),
-            range(&cpu),
-        );
-        csv.push_str(&format!(
-            "{test},{pipeline},{ours:.0},{theirs:.0},{:.3},{:.3},{:.3},{our_cpu:.3},{their_cpu:.3},{:.3},{:.3},{:.3}\n",
-            median(rps.clone()),
-            rps.iter().copied().fold(f64::INFINITY, f64::min),
-            rps.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            median(cpu),
-            of("sockloop", pipeline, test, |s| s.p50_ms),
-            of("redis", pipeline, test, |s| s.p50_ms),
-        ));
-    }
-    let mut rounds = String::from("round,server,pipeline,test,rps,p50_ms,cpu_us_per_req\n");
-    for s in samples {
-        rounds.push_str(&format!(
-            "{},{},{},{},{:.2},{:.3},{:.4}\n",
-            s.round, s.server, s.pipeline, s.test, s.rps, s.p50_ms, s.cpu_us_per_req
-        ));
-    }
-    fs::create_dir_all(out).map_err(|e| format!("mkdir {}: {e}", out.display()))?;
-    for (name, text) in [("resp.csv", csv), ("resp-rounds.csv", rounds)] {
-        let path = out.join(name);
-        fs::File::create(&path)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(|e| format!("write {}: {e}", path.display()))?;
-    }
-    println!(
-        "\nratios: median of the {} per-round ratios [their range]; CSV in {}",
-        args.rounds,
-        out.display()
-    );
-    Ok(())
 }
