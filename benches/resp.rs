@@ -29,10 +29,11 @@
 //! Neither the client nor a server fills its CPU here: with 50 connections (and 16 requests
 //! each when pipelined) in flight, requests/s follow the round-trip time, and much of that is
 //! a server waking up. sockloop needs less CPU per request than Redis, so it runs out of work
-//! and sleeps in `epoll_wait` more often (about 40% more voluntary context switches per
-//! request), and each wake-up of a halted virtual CPU costs tens of microseconds. The
-//! `--busy-poll 20` variant shows what keeping the loop awake for 20 µs after the last event
-//! buys in requests/s, and costs in CPU per request.
+//! and sleeps in `epoll_wait` more often (the third table: voluntary context switches per
+//! request, 1.3 to 1.5 times Redis's without pipelining and 15 to 20 times with it), and each
+//! wake-up of a halted virtual CPU costs tens of microseconds. The `--busy-poll 20` variant
+//! shows what keeping the loop awake for 20 µs after the last event buys in requests/s, and
+//! costs in CPU per request.
 //!
 //! On a shared machine, other jobs on the same cores add most of the noise (`redis-benchmark`
 //! was seen running a quarter of the time during a run beside two compilers), so single rounds
@@ -324,22 +325,39 @@ impl Server {
         Ok(server)
     }
 
-    /// Nanoseconds the server has spent on a CPU, all threads, user and kernel.
-    fn cpu_ns(&self) -> io::Result<u64> {
-        let mut total = 0;
+    /// What the server has used so far, all threads: nanoseconds on a CPU (user and kernel)
+    /// and voluntary context switches (each one a sleep, mostly in `epoll_wait`).
+    fn usage(&self) -> io::Result<Usage> {
+        let mut total = Usage::default();
         for task in fs::read_dir(format!("/proc/{}/task", self.child.id()))? {
-            // A thread that exited between the listing and the read no longer counts.
-            let Ok(text) = fs::read_to_string(task?.path().join("schedstat")) else {
+            let dir = task?.path();
+            // A thread that exited between the listing and the reads no longer counts.
+            let (Ok(sched), Ok(status)) = (
+                fs::read_to_string(dir.join("schedstat")),
+                fs::read_to_string(dir.join("status")),
+            ) else {
                 continue;
             };
-            total += text
+            total.cpu_ns += sched
                 .split_whitespace()
                 .next()
                 .and_then(|f| f.parse::<u64>().ok())
                 .ok_or_else(|| io::Error::other("unexpected schedstat format"))?;
+            total.sleeps += status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| io::Error::other("no voluntary_ctxt_switches in status"))?;
         }
         Ok(total)
     }
+}
+
+/// A server's resource use, as read from `/proc`.
+#[derive(Default)]
+struct Usage {
+    cpu_ns: u64,
+    sleeps: u64,
 }
 
 impl Drop for Server {
@@ -373,16 +391,12 @@ fn benchmark(
     if pipeline > 1 {
         cmd.args(["-P", &pipeline.to_string()]);
     }
-    let cpu_before = server
-        .cpu_ns()
-        .map_err(|e| format!("{}: {e}", server.name))?;
+    let usage = || server.usage().map_err(|e| format!("{}: {e}", server.name));
+    let before = usage()?;
     let output = cmd
         .output()
         .map_err(|e| format!("cannot run redis-benchmark: {e}"))?;
-    let cpu_ns = server
-        .cpu_ns()
-        .map_err(|e| format!("{}: {e}", server.name))?
-        - cpu_before;
+    let after = usage()?;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         return Err(format!(
@@ -404,6 +418,7 @@ fn benchmark(
             rps,
             p50_ms,
             cpu_us_per_req: 0.0,
+            sleeps_per_kreq: 0.0,
         })
         .collect();
     if samples.is_empty() {
@@ -411,7 +426,8 @@ fn benchmark(
     }
     let requests = (n * samples.len()) as f64;
     for s in &mut samples {
-        s.cpu_us_per_req = cpu_ns as f64 / 1e3 / requests;
+        s.cpu_us_per_req = (after.cpu_ns - before.cpu_ns) as f64 / 1e3 / requests;
+        s.sleeps_per_kreq = (after.sleeps - before.sleeps) as f64 * 1e3 / requests;
     }
     Ok(samples)
 }

@@ -19,6 +19,8 @@ pub struct Sample {
     pub p50_ms: f64,
     /// Server CPU over the whole invocation, divided by every request in it.
     pub cpu_us_per_req: f64,
+    /// The server's voluntary context switches (sleeps) per 1,000 requests, likewise.
+    pub sleeps_per_kreq: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -111,9 +113,15 @@ pub fn report(samples: &[Sample], servers: &[String], out: &Path) -> Result<(), 
             field: |s| s.cpu_us_per_req,
             decimals: 2,
         },
+        Table {
+            title: "server sleeps (voluntary context switches) per 1,000 requests (median)",
+            short: "sleeps",
+            field: |s| s.sleeps_per_kreq,
+            decimals: 1,
+        },
     ];
     let mut csv = String::from(
-        "test,pipeline,server,rps,rps_ratio,rps_ratio_min,rps_ratio_max,cpu_us_per_req,cpu_ratio,cpu_ratio_min,cpu_ratio_max,p50_ms\n",
+        "test,pipeline,server,rps,rps_ratio,rps_ratio_min,rps_ratio_max,cpu_us_per_req,cpu_ratio,cpu_ratio_min,cpu_ratio_max,sleeps_per_kreq,p50_ms\n",
     );
     for Table {
         title,
@@ -150,18 +158,27 @@ pub fn report(samples: &[Sample], servers: &[String], out: &Path) -> Result<(), 
             let (rps, rps_lo, rps_hi) = row.ratio(server, |s| s.rps);
             let (cpu, cpu_lo, cpu_hi) = row.ratio(server, |s| s.cpu_us_per_req);
             csv.push_str(&format!(
-                "{test},{pipeline},{server},{:.0},{rps:.3},{rps_lo:.3},{rps_hi:.3},{:.4},{cpu:.3},{cpu_lo:.3},{cpu_hi:.3},{:.3}\n",
+                "{test},{pipeline},{server},{:.0},{rps:.3},{rps_lo:.3},{rps_hi:.3},{:.4},{cpu:.3},{cpu_lo:.3},{cpu_hi:.3},{:.2},{:.3}\n",
                 row.median(server, |s| s.rps),
                 row.median(server, |s| s.cpu_us_per_req),
+                row.median(server, |s| s.sleeps_per_kreq),
                 row.median(server, |s| s.p50_ms),
             ));
         }
     }
-    let mut rounds = String::from("round,server,pipeline,test,rps,p50_ms,cpu_us_per_req\n");
+    let mut rounds =
+        String::from("round,server,pipeline,test,rps,p50_ms,cpu_us_per_req,sleeps_per_kreq\n");
     for s in samples {
         rounds.push_str(&format!(
-            "{},{},{},{},{:.2},{:.3},{:.4}\n",
-            s.round, s.server, s.pipeline, s.test, s.rps, s.p50_ms, s.cpu_us_per_req
+            "{},{},{},{},{:.2},{:.3},{:.4},{:.2}\n",
+            s.round,
+            s.server,
+            s.pipeline,
+            s.test,
+            s.rps,
+            s.p50_ms,
+            s.cpu_us_per_req,
+            s.sleeps_per_kreq
         ));
     }
     fs::create_dir_all(out).map_err(|e| format!("mkdir {}: {e}", out.display()))?;
