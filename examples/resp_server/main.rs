@@ -37,8 +37,8 @@
 //! `redis-benchmark` on this project's 2-core VM (`cargo bench --bench resp`, medians of 7
 //! rounds, see the README) it cut the sleeps per request to a fifth and took requests/s from
 //! about Redis's (0.93 to 1.18 of it) to above (1.01 to 1.31), while CPU per request rose from
-//! 0.6-0.9 of Redis's to 0.7-1.0. Off by default, because at a light load each request would
-//! cost up to 20 µs of spinning.
+//! 0.59-0.93 of Redis's to 0.71-1.03. Off by default, because at a light load each request
+//! would cost up to 20 µs of spinning.
 //!
 //! Ctrl-C (SIGINT) or SIGTERM shuts it down gracefully: it stops accepting, sends what each
 //! client is owed and closes, then logs a summary; a second signal exits at once.
