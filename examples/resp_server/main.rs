@@ -124,8 +124,8 @@ fn run(args: Args) -> Result<(), String> {
 /// Runs the loop like `Reactor::run`, but with `busy_poll` > 0 polls without blocking until that
 /// long after the last event before it lets `epoll_wait` sleep.
 ///
-/// Written here with `run_once` because the reactor has no such option (see the README's API
-/// notes); it ends as `run` does after a signal: once the graceful shutdown has finished.
+/// Written here with `run_once` because `Reactor` has no busy-poll option of its own; it ends
+/// as `run` does after a signal: once the graceful shutdown has finished.
 fn serve(reactor: &mut Reactor, busy_poll: Duration, exit: &common::Exit) -> io::Result<()> {
     if busy_poll.is_zero() {
         return reactor.run();
