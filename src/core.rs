@@ -82,6 +82,10 @@ pub(crate) struct Core {
     pub(crate) timers: Timers<TimerAction>,
     pub(crate) loop_timers: Slab<LoopTimer>,
     pub(crate) pool: BufPool,
+    /// Poll without sleeping for this long after the last event (zero: off).
+    pub(crate) busy_poll: Duration,
+    /// When the last poll returned events (kept only while busy polling is on).
+    pub(crate) last_event: Instant,
     /// Reused by `write!` on a `Context` to format a whole reply before queueing it.
     pub(crate) fmt_scratch: Vec<u8>,
     /// Limits and connection counts per listener (`src/limits.rs`).
@@ -121,6 +125,8 @@ impl Core {
             timers: Timers::default(),
             loop_timers: Slab::new(),
             pool: BufPool::default(),
+            busy_poll: Duration::ZERO,
+            last_event: Instant::now(),
             fmt_scratch: Vec::new(),
             classes: Classes::new(),
             max_connections: u64::MAX,

@@ -430,6 +430,30 @@ impl Reactor {
         self.core.panic_policy = policy;
     }
 
+    /// Keeps polling without sleeping for `window` after the last event (default zero: off).
+    ///
+    /// A reactor that needs less CPU than its clients runs out of work between their requests
+    /// and sleeps in `epoll_wait`; waking it costs a context switch and, on a virtual machine, a
+    /// halted CPU's wake-up (tens of µs), which lands in every round trip. Busy polling trades
+    /// CPU for that latency: within the window the loop spins on `epoll_wait` with timeout zero
+    /// and is awake when the next request arrives. At light load each request costs up to
+    /// `window` of spinning, so keep it short (10-50 µs) and use it only where round-trip time
+    /// matters more than idle CPU. (Linux's `SO_BUSY_POLL` does the same inside the kernel.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut reactor = sockloop::Reactor::new()?;
+    /// reactor.set_busy_poll(Duration::from_micros(20));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_busy_poll(&mut self, window: Duration) {
+        self.core.busy_poll = window;
+        self.core.last_event = std::time::Instant::now();
+    }
+
     /// Stops every listener from accepting while `max` connections (accepted and outbound)
     /// are open; they accept again as connections close. Clients wait in the backlog meanwhile,
     /// or get their listener's [`overload_reply`](crate::ListenOptions::overload_reply) if it
@@ -621,8 +645,10 @@ impl Reactor {
         // Timers armed from here on fire in a later iteration (see `fire_timers`).
         let timer_limit = core.timers.next_seq();
 
-        // 1. Timeout: no waiting while work is queued; else until the nearest timer.
-        let timeout = if core.has_queued_work() {
+        // 1. Timeout: no waiting while work is queued or while busy polling; else until the
+        //    nearest timer.
+        let busy = !core.busy_poll.is_zero() && core.last_event.elapsed() < core.busy_poll;
+        let timeout = if busy || core.has_queued_work() {
             Some(Duration::ZERO)
         } else {
             match (core.timers.timeout(std::time::Instant::now()), timeout) {
@@ -639,6 +665,9 @@ impl Reactor {
             Err(e) => return Err(e),
         }
         core.tick();
+        if !core.busy_poll.is_zero() && !self.events.is_empty() {
+            core.last_event = std::time::Instant::now();
+        }
 
         // 3. Dispatch events, then sources left on the still-ready queue by a budget. Items
         //    re-queued during this pass wait for the next iteration, after fresh events.

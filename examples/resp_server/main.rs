@@ -31,14 +31,15 @@
 //! being read once 256 KiB of replies wait (sockloop's output watermark), and is reset at
 //! `--max-output`.
 //!
-//! `--busy-poll 20` keeps the loop polling, without sleeping, for 20 µs after the last event.
+//! `--busy-poll 20` (the default; `Reactor::set_busy_poll`) keeps the loop polling, without
+//! sleeping, for 20 µs after the last event.
 //! The server is then already awake when the next requests of a busy client arrive, instead of
 //! paying a wake-up (long on a virtual machine, whose idle CPU is halted) for each burst. Under
 //! `redis-benchmark` on this project's 2-core VM (`cargo bench --bench resp`, medians of 7
 //! rounds, see the README) it cut the sleeps per request to a fifth and took requests/s from
 //! about Redis's (0.93 to 1.18 of it) to above (1.01 to 1.31), while CPU per request rose from
-//! 0.59-0.93 of Redis's to 0.71-1.03. Off by default, because at a light load each request
-//! would cost up to 20 µs of spinning.
+//! 0.59-0.93 of Redis's to 0.71-1.03. At a light load each request costs up to 20 µs of
+//! spinning; `--busy-poll 0` turns it off.
 //!
 //! Ctrl-C (SIGINT) or SIGTERM shuts it down gracefully: it stops accepting, sends what each
 //! client is owed and closes, then logs a summary; a second signal exits at once.
@@ -52,11 +53,10 @@ mod parse;
 mod reply;
 mod session;
 
-use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use sockloop::{ListenOptions, Reactor};
@@ -83,7 +83,7 @@ struct Args {
     #[arg(long, default_value_t = 1 << 30)]
     max_output: usize,
     /// Microseconds to keep polling without sleeping after the last event (0: sleep at once).
-    #[arg(long, default_value_t = 0, value_name = "MICROSECONDS")]
+    #[arg(long, default_value_t = 20, value_name = "MICROSECONDS")]
     busy_poll: u64,
 }
 
@@ -113,33 +113,12 @@ fn run(args: Args) -> Result<(), String> {
     // On stdout, for scripts and the benchmark that start it on port 0.
     println!("resp server listening on {bound}");
 
+    reactor.set_busy_poll(Duration::from_micros(args.busy_poll));
     // Returns once a signal's graceful shutdown has closed every connection.
-    serve(&mut reactor, Duration::from_micros(args.busy_poll), &exit)
+    reactor
+        .run()
         .map_err(|e| format!("event loop failed: {e}"))?;
     let keys = keyspace.borrow().map.len();
     exit.report(format_args!("{} | {keys} keys", reactor.stats()));
-    Ok(())
-}
-
-/// Runs the loop like `Reactor::run`, but with `busy_poll` > 0 polls without blocking until that
-/// long after the last event before it lets `epoll_wait` sleep.
-///
-/// Written here with `run_once` because `Reactor` has no busy-poll option of its own; it ends
-/// as `run` does after a signal: once the graceful shutdown has finished.
-fn serve(reactor: &mut Reactor, busy_poll: Duration, exit: &common::Exit) -> io::Result<()> {
-    if busy_poll.is_zero() {
-        return reactor.run();
-    }
-    let mut last_event = Instant::now();
-    while exit.signal().is_none() || reactor.is_shutting_down() {
-        let timeout = if last_event.elapsed() < busy_poll {
-            Some(Duration::ZERO)
-        } else {
-            None // quiet for a while: sleep until the next event or timer
-        };
-        if reactor.run_once(timeout)? > 0 {
-            last_event = Instant::now();
-        }
-    }
     Ok(())
 }
