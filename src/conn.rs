@@ -364,8 +364,19 @@ impl Core {
                         return;
                     }
                 }
-                // Drained; wait for the next edge.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // Drained; wait for the next edge. If nothing at all was read, this read was a
+                // retry (reading resumed after a pause, or a spurious wake-up): offer the input
+                // the handler kept once more, since it may have stopped short on purpose (to
+                // bound its output) and no new bytes may ever come to re-offer it.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let kept = budget == READ_BUDGET - 1
+                        && conn.state != State::Closing
+                        && !conn.bufs.input_is_empty();
+                    if kept {
+                        self.deliver(id, &[]);
+                    }
+                    return;
+                }
                 // A signal interrupted the call; nothing was read.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // Reset, timeout, ...: this connection is over.

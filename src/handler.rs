@@ -63,7 +63,9 @@ pub trait Handler: 'static {
     }
 
     /// Bytes arrived. Consume what can be parsed from `input`; the rest is kept and offered again,
-    /// followed by newer bytes, on the next call.
+    /// followed by newer bytes, on the next call. A handler may also stop short on purpose (to
+    /// bound its work or its output) and pause its reading: when reading resumes, what it kept is
+    /// offered again even if no new byte arrived.
     ///
     /// # Examples
     ///

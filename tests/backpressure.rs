@@ -204,3 +204,37 @@ fn paused_reading_holds_input_until_resumed() {
     server.wait_for_connections(0);
     server.stop();
 }
+
+/// Answers one line per call and leaves the rest, then pauses its own reading briefly: a
+/// handler that bounds its work per turn.
+struct OneLineAtATime;
+
+impl Handler for OneLineAtATime {
+    fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+        if let Some(end) = input.iter().position(|&b| b == b'\n') {
+            let line = input.take_prefix(end + 1);
+            cx.write(line);
+            let me = cx.id();
+            cx.pause_reading(me).unwrap();
+            cx.set_timer(std::time::Duration::from_millis(5));
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut Context<'_>, _timer: sockloop::TimerId) {
+        let me = cx.id();
+        cx.resume_reading(me).unwrap();
+    }
+}
+
+/// Input a handler kept is offered again when its reading resumes, although no new byte
+/// arrives to trigger a read: three lines sent in one write get three answers.
+#[test]
+fn kept_input_is_offered_again_when_reading_resumes() {
+    let (addr, server) = util::serve(|| OneLineAtATime);
+    let mut c = util::client(addr);
+    c.write_all(b"one\ntwo\nthree\n").unwrap();
+    assert_eq!(util::read_exactly(&mut c, 14), b"one\ntwo\nthree\n");
+    drop(c);
+    server.wait_for_connections(0);
+    server.stop();
+}
