@@ -24,8 +24,6 @@
 //! the echo server and the proxy compete for the cores, so the ratios say more than the
 //! absolute figures, and a small difference needs a repeat before it means anything.
 
-#[path = "../examples/tcp_proxy/link.rs"]
-mod link;
 #[path = "../examples/tcp_proxy/proxy.rs"]
 mod proxy;
 
@@ -194,10 +192,8 @@ fn main() {
     let bytes = option("--mib", 128).max(1) << 20;
     let echo = sockloop_thread(|reactor| reactor.listen(localhost(), || Echo).unwrap().1);
     let upstream = echo.addr;
-    let sockloop = sockloop_thread(move |reactor| {
-        let client_half = move || proxy::Half::client(upstream);
-        reactor.listen(localhost(), client_half).unwrap().1
-    });
+    let sockloop =
+        sockloop_thread(move |reactor| proxy::listen(reactor, localhost(), upstream).unwrap());
     let tokio = tokio_proxy(upstream);
     let paths = [
         ("direct", &echo),

@@ -241,11 +241,69 @@ fn a_5_kib_line_is_refused_politely_and_the_member_chats_on() {
     assert_eq!(bob.line().len(), "<ann> ".len() + 4096);
 }
 
+/// Lines of 1 KiB that Ann floods the room with: 8 MiB, more than the kernel buffers towards a
+/// member that does not read.
+const BULK_LINES: usize = 8192;
+/// The flood's pace: about 32 MiB/s, which a reading member keeps up with.
+const FLOOD_RATE: f64 = 32.0 * 1024.0 * 1024.0;
+
+/// Joins as `nick` with a 4 KiB receive buffer, so that the server's output to it backs up
+/// soon once it stops reading.
+fn join_with_small_buffer(addr: SocketAddr, nick: &str) -> Chatter {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(util::TIMEOUT)).unwrap();
+    let mut chatter = Chatter::over(stream);
+    chatter.send(nick);
+    assert!(chatter.line().starts_with(&format!("* you are {nick};")));
+    chatter
+}
+
+/// Sends [`BULK_LINES`] numbered lines of about 1 KiB from `stream` at [`FLOOD_RATE`], on a
+/// thread of its own.
+fn flood(stream: &TcpStream) -> thread::JoinHandle<()> {
+    let mut flood = stream.try_clone().unwrap();
+    thread::spawn(move || {
+        let filler = "f".repeat(1000);
+        let started = Instant::now();
+        for i in 0..BULK_LINES {
+            flood
+                .write_all(format!("{i:05} {filler}\n").as_bytes())
+                .unwrap();
+            // Pacing (not waiting for anything).
+            let due = Duration::from_secs_f64(i as f64 * 1007.0 / FLOOD_RATE);
+            if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                thread::sleep(ahead);
+            }
+        }
+    })
+}
+
+/// The number of a flood line `<ann> NNNNN fff...`.
+#[track_caller]
+fn flood_line_number(line: &str) -> usize {
+    line.strip_prefix("<ann> ")
+        .and_then(|rest| rest.get(..5))
+        .and_then(|i| i.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected line {line:.40}"))
+}
+
+/// Reads the flood as a reading member: every line in order, some possibly skipped (counted in
+/// `missed`) if this reader was descheduled for long enough on a busy machine.
+fn read_flood(chatter: &mut Chatter, missed: &mut u64) {
+    let mut next = 0;
+    while next < BULK_LINES {
+        let i = flood_line_number(&chatter.chat_line(missed));
+        assert!(i >= next, "line {i} after line {next}: out of order");
+        next = i + 1;
+    }
+}
+
 #[test]
 fn a_member_that_never_reads_is_skipped_then_dropped_without_delaying_the_others() {
-    const BULK_LINES: usize = 8192; // 8 MiB: more than the kernel buffers towards the stuck member
     const PINGS: usize = 20;
-    const FLOOD_RATE: f64 = 32.0 * 1024.0 * 1024.0;
     let config = Config {
         slow_limit: Duration::from_secs(2),
         ..Config::default()
@@ -256,43 +314,15 @@ fn a_member_that_never_reads_is_skipped_then_dropped_without_delaying_the_others
     ann.expect("* bob joined");
 
     // Zed joins with a small receive buffer and never reads again.
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let mut zed: TcpStream = socket.into();
-    zed.write_all(b"zed\n").unwrap();
+    let mut zed = join_with_small_buffer(addr, "zed").stream;
     ann.expect("* zed joined");
     bob.expect("* zed joined");
 
     // Ann floods the room (at a pace a reader keeps up with); Bob reads, Zed does not.
-    let mut flood = ann.stream.try_clone().unwrap();
-    let flooder = thread::spawn(move || {
-        let filler = "f".repeat(1000);
-        let started = Instant::now();
-        for i in 0..BULK_LINES {
-            flood
-                .write_all(format!("{i:05} {filler}\n").as_bytes())
-                .unwrap();
-            // Pacing (not waiting for anything): about 32 MiB/s.
-            let due = Duration::from_secs_f64(i as f64 * 1007.0 / FLOOD_RATE);
-            if let Some(ahead) = due.checked_sub(started.elapsed()) {
-                thread::sleep(ahead);
-            }
-        }
-    });
+    let flooder = flood(&ann.stream);
     let started = Instant::now();
-    let mut next = 0;
     let mut missed = 0;
-    while next < BULK_LINES {
-        let line = bob.chat_line(&mut missed);
-        let i: usize = line
-            .strip_prefix("<ann> ")
-            .and_then(|rest| rest.get(..5))
-            .and_then(|i| i.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected line {line:.40}"));
-        assert!(i >= next, "line {i} after line {next}: out of order");
-        next = i + 1;
-    }
+    read_flood(&mut bob, &mut missed);
     flooder.join().unwrap();
     let bulk = started.elapsed();
 
@@ -318,7 +348,6 @@ fn a_member_that_never_reads_is_skipped_then_dropped_without_delaying_the_others
     bob.expect("* zed was dropped (not reading)");
     ann.expect("* zed was dropped (not reading)");
     // Zed's connection was reset (after whatever its buffer held).
-    zed.set_read_timeout(Some(util::TIMEOUT)).unwrap();
     let mut buf = vec![0; 1 << 16];
     loop {
         match zed.read(&mut buf) {
@@ -333,4 +362,52 @@ fn a_member_that_never_reads_is_skipped_then_dropped_without_delaying_the_others
     // Zed was told nothing about a missed count: it never caught up. Ann and Bob chat on.
     bob.send("still here");
     ann.expect("<bob> still here");
+}
+
+#[test]
+fn a_member_that_lags_and_catches_up_is_told_exactly_how_many_lines_it_missed() {
+    let (addr, _server) = chat_room(Config {
+        slow_limit: util::TIMEOUT,
+        ..Config::default()
+    });
+    let mut ann = Chatter::join(addr, "ann");
+    let mut bob = Chatter::join(addr, "bob");
+    ann.expect("* bob joined");
+    let mut zed = join_with_small_buffer(addr, "zed");
+    ann.expect("* zed joined");
+    bob.expect("* zed joined");
+
+    // Zed reads nothing while Ann floods the room; once Bob has read the whole flood, the room
+    // has decided for every line whether Zed was sent it.
+    let flooder = flood(&ann.stream);
+    read_flood(&mut bob, &mut 0);
+    flooder.join().unwrap();
+
+    // Zed catches up: what it was sent arrives in order, then the count of what it was not.
+    let mut received = 0;
+    let mut next = 0;
+    let missed = loop {
+        let line = zed.line();
+        if let Some(n) = line
+            .strip_prefix("* ")
+            .and_then(|l| l.strip_suffix(" lines were not sent to you while you were not reading"))
+        {
+            break n.parse::<usize>().unwrap();
+        }
+        let i = flood_line_number(&line);
+        assert!(i >= next, "line {i} after line {next}: out of order");
+        next = i + 1;
+        received += 1;
+    };
+    eprintln!("zed, not reading during an 8 MiB flood: sent {received} lines, skipped {missed}");
+    assert!(missed > 0, "zed was never skipped");
+    assert_eq!(
+        received + missed,
+        BULK_LINES,
+        "lines lost without being counted"
+    );
+    // Zed is in the room again like anyone else.
+    ann.send("welcome back");
+    zed.expect("<ann> welcome back");
+    bob.expect("<ann> welcome back");
 }

@@ -14,8 +14,9 @@
 //! What it shows: state shared by every connection's handler (`Rc<RefCell<Room>>` captured by the
 //! handler factory; one thread, so no lock), `write_to` to fan a line out, line framing over
 //! `Input` (a partial line waits for the rest; a line over 4 KiB is refused with an error line
-//! and the rest of it discarded, and the member stays), and writability: a member that does not
-//! read what it is sent is skipped, so the others never wait for it and the server holds at most
+//! and the rest of it discarded, and the member stays), and other connections' writability
+//! (`is_writable_conn`, asked for each member as a line is fanned out): a member that does not
+//! read what it is sent is skipped, so the others never wait for it and the server holds about
 //! 64 KiB for it, told how many lines it missed once it reads again, and dropped if it has not
 //! caught up within `--slow-limit` seconds. Ctrl-C (SIGINT) or SIGTERM tells everyone the server
 //! is going down and closes.

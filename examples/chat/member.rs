@@ -23,11 +23,15 @@ here), /quit (leave), /help; any other line is sent to everyone\n";
 /// Bytes of one member's lines fanned out per loop iteration; past that, the member is not
 /// read again until the next iteration.
 ///
-/// Whether a member is writable is only known after its output was flushed, once per iteration.
-/// Until then every line of the iteration is queued for it, so a member that floods the room
-/// could otherwise queue a whole read budget (1 MiB per event) for each member before the laggards
-/// are found out. With this, a member the room still takes for writable holds at most its high
-/// watermark plus 128 KiB per member talking at once (this budget plus one 64 KiB read).
+/// Still needed with `Context::is_writable_conn`: the reactor decides whether a connection is
+/// writable when it flushes it, once per loop iteration, so until then every line of the
+/// iteration is queued for every member the room takes for writable, and a member that floods
+/// the room could queue a whole read budget (1 MiB per event) for each of them before the
+/// laggards are found out. Skipping members whose `queued_conn` is over the mark before the
+/// flush would be no better: it would skip members that do keep up (the kernel may well take
+/// it all at the flush) and lose lines for them. With this budget, a member the room takes for
+/// writable holds at most its high watermark plus 128 KiB per member talking at once (this
+/// budget plus one 64 KiB read).
 const SPEAK_BUDGET: usize = 64 << 10;
 
 /// Listener options for a chat: a member more than 64 KiB behind is not reading (it is then
@@ -240,7 +244,6 @@ impl Handler for Member {
 
     fn on_writability(&mut self, cx: &mut Context<'_>, writable: bool) {
         let me = cx.id();
-        let missed = self.room.borrow_mut().set_writable(me, writable);
         if !writable {
             let limit = self.room.borrow().config().slow_limit;
             log::debug!("{me}: not reading; skipped until it catches up, dropped in {limit:?}");
@@ -250,6 +253,7 @@ impl Handler for Member {
         if let Some(timer) = self.slow.take() {
             cx.cancel_timer(timer);
         }
+        let missed = self.room.borrow_mut().take_missed(me);
         if missed > 0 {
             let line =
                 format!("* {missed} lines were not sent to you while you were not reading\n");
@@ -265,7 +269,7 @@ impl Handler for Member {
             let _ = cx.resume_reading(me);
             return;
         }
-        if self.slow != Some(timer) || self.room.borrow().is_writable(me) {
+        if self.slow != Some(timer) || cx.is_writable() {
             return;
         }
         let mut room = self.room.borrow_mut();

@@ -32,13 +32,11 @@ impl Default for Config {
     }
 }
 
-/// What the room knows of one connection.
+/// What the room knows of one connection. (Whether it keeps up is asked of the reactor,
+/// `Context::is_writable_conn`, when a line is delivered.)
 struct Entry {
     /// None until the member has chosen one; only named members take part.
     nick: Option<String>,
-    /// Whether its connection takes more output (`on_writability`); a member that is not
-    /// reading is skipped rather than allowed to make the others wait or the server buffer.
-    writable: bool,
     /// Lines it was not sent while not writable, since it was last told.
     missed: u64,
 }
@@ -110,7 +108,6 @@ impl Room {
     pub fn enter(&mut self, id: ConnId) {
         let entry = Entry {
             nick: None,
-            writable: true,
             missed: 0,
         };
         self.members.insert(id, entry);
@@ -155,41 +152,36 @@ impl Room {
         names
     }
 
-    /// Queues `line` for every named member except `from`. A member that is not writable is
-    /// skipped (and counted): one member that does not read must neither delay the others nor
-    /// make the server hold an unbounded backlog for it.
+    /// Queues `line` for every named member except `from`. A member that is not writable (more
+    /// than its high watermark queued: it does not read what it is sent) is skipped and
+    /// counted: one member that does not read must neither delay the others nor make the
+    /// server hold an unbounded backlog for it.
     pub fn broadcast(&mut self, cx: &mut Context<'_>, from: Option<ConnId>, line: &[u8]) {
         for (&id, entry) in &mut self.members {
             if Some(id) == from || entry.nick.is_none() {
                 continue;
             }
-            if !entry.writable {
-                entry.missed += 1;
-                continue;
+            match cx.is_writable_conn(id) {
+                Ok(true) => {}
+                Ok(false) => {
+                    entry.missed += 1;
+                    continue;
+                }
+                // Closed already: its `on_close` will remove it.
+                Err(_) => continue,
             }
             if let Err(e) = cx.write_to(id, line) {
-                // Closing or closed: its `on_close` will remove it.
+                // Closing: its `on_close` will remove it.
                 log::debug!("{id}: line not delivered: {e}");
             }
         }
     }
 
-    /// Records whether `id` takes more output. When it becomes writable again, returns how many
-    /// lines it missed meanwhile (and starts counting afresh).
-    pub fn set_writable(&mut self, id: ConnId, writable: bool) -> u64 {
-        let Some(entry) = self.members.get_mut(&id) else {
-            return 0;
-        };
-        entry.writable = writable;
-        if writable {
-            std::mem::take(&mut entry.missed)
-        } else {
-            0
-        }
-    }
-
-    pub fn is_writable(&self, id: ConnId) -> bool {
-        self.members.get(&id).is_some_and(|m| m.writable)
+    /// How many lines `id` missed since it was last asked (and starts counting afresh).
+    pub fn take_missed(&mut self, id: ConnId) -> u64 {
+        self.members
+            .get_mut(&id)
+            .map_or(0, |m| std::mem::take(&mut m.missed))
     }
 }
 

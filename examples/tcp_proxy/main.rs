@@ -15,14 +15,16 @@
 //! `curl -v http://127.0.0.1:7070/`.
 //!
 //! What it shows: two connections that know each other's `ConnId` (the client half learns the
-//! upstream's from `cx.connect`, the upstream half is given the client's), `write_to` between
-//! them, backpressure across them (`on_writability` of one side pauses reading the other), and
-//! half-close passed on in both directions. If nothing listens upstream, each client is closed
-//! at once and the reason is logged. Ctrl-C (SIGINT) or SIGTERM stops it gracefully.
+//! upstream's from `cx.connect_with`, the upstream half is given the client's), `write_to`
+//! between them, backpressure across them (`on_writability` of one side pauses reading the
+//! other; both are opened with `pause_reading_over_high(false)`, as a proxy's two directions are
+//! independent), half-close passed on in both directions with `shutdown_write_conn`, and resets
+//! passed on as resets. No timers and no state shared between the halves but their ids. If
+//! nothing listens upstream, each client is closed at once and the reason is logged. Ctrl-C
+//! (SIGINT) or SIGTERM stops it gracefully.
 
 #[path = "../common/mod.rs"]
 mod common;
-mod link;
 mod proxy;
 
 use std::net::{SocketAddr, TcpStream};
@@ -62,8 +64,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), String> {
     let upstream = args.upstream;
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
-    let (_listener, bound) = reactor
-        .listen(args.listen, move || proxy::Half::client(upstream))
+    let bound = proxy::listen(&mut reactor, args.listen, upstream)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let exit = common::shutdown_on_signals(&mut reactor, "tcp_proxy", GRACE)
         .map_err(|e| format!("cannot watch for signals: {e}"))?;

@@ -1,56 +1,80 @@
 //! The two halves of one proxied connection: the client's (accepted by the listener) and the
-//! upstream's (opened by the client half with `Context::connect`). Each forwards what it reads
-//! to the other with `Context::write_to`; they share a [`Link`].
+//! upstream's (opened by the client half with `Context::connect_with`). Each half forwards what
+//! it reads to its partner with `Context::write_to`, and knows nothing else of it but its id.
 //!
-//! Flow control, download (upstream to client): when the client has more than its high
-//! watermark queued (`on_writability(false)`), upstream is not read (`Context::pause_reading`)
-//! until the client's queue is down to the low watermark. Upload (client to upstream): the
-//! client is paused while the upload budget is spent (see `link.rs` for why the upload cannot
-//! use the watermarks in the same way). Either way bytes wait in the kernel and TCP slows the
-//! sender, so a fast side never fills the proxy's memory.
+//! - **Backpressure, both ways alike.** A half whose own peer reads slower than the partner
+//!   sends to it hears `on_writability(false)` and pauses the partner's reading
+//!   (`Context::pause_reading`); `on_writability(true)` resumes it. Bytes then wait in the
+//!   kernel and TCP slows the fast sender, so what the proxy holds per direction is bounded:
+//!   the high watermark (256 KiB by default) plus what the partner read in the loop iteration
+//!   before the pause. That second term is the larger: the reactor decides writability when it
+//!   flushes a connection (step 4 of an iteration), after every read of the iteration, and a
+//!   connection reads up to 1 MiB per pass (its event, then the still-ready queue), so queues
+//!   of 2–3 MiB are seen at full speed.
+//! - **Independent directions.** Both connections are opened with
+//!   `pause_reading_over_high(false)`: the reactor's default, to stop reading a connection whose
+//!   own output is over its high mark, suits request/response, but here what a half reads goes
+//!   to the *other* connection. With the default, an upstream slow to take the client's bytes
+//!   would stop the proxy reading upstream's replies, and an upstream that stops reading while
+//!   its replies are not taken (any echo server) would wait for the proxy forever.
+//! - **Half-close passed on.** When a half's peer sends FIN, the half asks for FIN on the
+//!   partner (`Context::shutdown_write_conn`), which the reactor sends once everything queued
+//!   for the partner is written; the other direction goes on. When both peers have finished,
+//!   the reactor closes each connection once it has delivered what it holds.
+//! - **Ends passed on.** An orderly close of one side closes the other gracefully (what it
+//!   holds is still delivered); a reset, error or limit resets the other, so that its peer
+//!   does not take a cut stream for a complete one.
 //!
 //! Used by `main.rs`, and included by `tests/proxy.rs` and `benches/proxy.rs` (with `#[path]`)
 //! so that they exercise exactly this code.
 
-use std::cell::RefCell;
+use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
-use std::time::Duration;
 
-use sockloop::{CloseReason, ConnId, Context, Handler, Input, TimerId};
+use sockloop::{
+    CloseReason, ConnId, ConnectOptions, Context, Handler, Input, ListenOptions, Reactor,
+};
 
-use crate::link::{hold, Link, Side};
+/// Serves the proxy on `addr`, forwarding every client to `upstream`; returns the address it
+/// listens on.
+pub fn listen(
+    reactor: &mut Reactor,
+    addr: SocketAddr,
+    upstream: SocketAddr,
+) -> io::Result<SocketAddr> {
+    // Default watermarks (64 KiB / 256 KiB) and output cap (16 MiB); see the module docs for
+    // why reading is not paused over the high mark.
+    let options = ListenOptions::new().pause_reading_over_high(false);
+    let (_, bound) = reactor.listen_with(addr, options, move || Half::client(upstream))?;
+    Ok(bound)
+}
 
-/// How often a half looks for a FIN its partner asked it to send, while the pair is busy.
-///
-/// `Context::shutdown_write` acts only on the connection whose callback is running, and nothing
-/// lets one connection's callback run another's. So when the client sends FIN, its half can only
-/// leave a note in the [`Link`]; the upstream half sends the FIN on its next callback, which may
-/// never come by itself (an echo server waits for that very FIN before it answers). Hence this
-/// tick, per half, until it has sent its FIN. It bounds how late a half-close is passed on: 10 ms
-/// after traffic, up to [`MAILBOX_TICK_IDLE`] after a quiet spell, as the tick slows down
-/// (doubling) while neither peer sends anything, so that an idle pair costs a few timer firings
-/// a second rather than two hundred.
-pub const MAILBOX_TICK: Duration = Duration::from_millis(10);
-/// The slowest mailbox tick, reached after about 300 ms without traffic.
-pub const MAILBOX_TICK_IDLE: Duration = Duration::from_millis(250);
+/// Which connection of the pair a half serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Client,
+    Upstream,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+        }
+    }
+}
 
 /// One half of a proxied connection; see the module docs.
 pub struct Half {
     side: Side,
-    link: Rc<RefCell<Link>>,
+    /// The other connection of the pair: for the client half, upstream's id as `connect_with`
+    /// returns it (before the connect completes); for the upstream half, the client's.
+    partner: Option<ConnId>,
     /// Where the client half connects to (the upstream half keeps it for its log lines).
     upstream: SocketAddr,
-    /// The tick, while armed: the mailbox tick, or (upstream half) a look on the next loop
-    /// iteration while the client is uploading.
-    tick: Option<TimerId>,
-    /// The armed tick is the next-iteration one.
-    fast: bool,
-    /// The mailbox tick's current period, and the link's activity count it last saw.
-    period: Duration,
-    activity: u64,
-    /// This half has sent its FIN (or asked for it): the mailbox is no longer needed.
-    shut: bool,
+    /// Bytes read from this half's peer and passed on to the partner.
+    forwarded: u64,
 }
 
 impl Half {
@@ -59,65 +83,18 @@ impl Half {
     pub fn client(upstream: SocketAddr) -> Half {
         Half {
             side: Side::Client,
-            link: Rc::new(RefCell::new(Link::default())),
+            partner: None,
             upstream,
-            tick: None,
-            fast: false,
-            period: MAILBOX_TICK,
-            activity: 0,
-            shut: false,
+            forwarded: 0,
         }
     }
 
-    fn upstream_of(client: &Half) -> Half {
+    fn upstream_for(client: ConnId, upstream: SocketAddr) -> Half {
         Half {
             side: Side::Upstream,
-            link: Rc::clone(&client.link),
-            upstream: client.upstream,
-            tick: None,
-            fast: false,
-            period: MAILBOX_TICK,
-            activity: 0,
-            shut: false,
-        }
-    }
-
-    /// The partner's connection, once known.
-    fn partner(&self) -> Option<ConnId> {
-        self.link.borrow().ids[self.side.other() as usize]
-    }
-
-    /// Catches up with what the partner left in the link. Called first in every callback.
-    fn catch_up(&mut self, cx: &mut Context<'_>) {
-        if self.side == Side::Upstream && !self.shut {
-            // Upload accounting: see what left, take stashed bytes, free the client.
-            if self.link.borrow_mut().refill_upstream(cx) && !self.fast {
-                // The client is sending: look again on the next iteration, when what was
-                // queued now has met the socket, so the client waits for room at most that long.
-                if let Some(tick) = self.tick.take() {
-                    cx.cancel_timer(tick);
-                }
-                self.tick = Some(cx.set_timer(Duration::ZERO));
-                self.fast = true;
-            }
-        }
-        let me = self.side as usize;
-        let mut link = self.link.borrow_mut();
-        // Stashed upload bytes go before upstream's FIN (the client is held until they are
-        // queued, so this only guards the order).
-        let stashed = self.side == Side::Upstream && !link.upload_stash.is_empty();
-        if !link.must_shut[me] || stashed {
-            return;
-        }
-        link.must_shut[me] = false;
-        drop(link);
-        log::debug!("{}: passing FIN on to the {}", cx.id(), self.side.name());
-        // FIN leaves after everything queued; if this side's peer finished too, the reactor
-        // closes the connection once it is out.
-        cx.shutdown_write();
-        self.shut = true;
-        if let Some(tick) = self.tick.take() {
-            cx.cancel_timer(tick);
+            partner: Some(client),
+            upstream,
+            forwarded: 0,
         }
     }
 }
@@ -125,166 +102,108 @@ impl Half {
 impl Handler for Half {
     fn on_open(&mut self, cx: &mut Context<'_>) {
         let me = cx.id();
-        self.link.borrow_mut().ids[self.side as usize] = Some(me);
         match self.side {
             Side::Client => {
-                // Hold the client's bytes in the kernel until upstream is connected: written to
-                // a connection still connecting, they would only pile up in its queue.
-                self.link
-                    .borrow_mut()
-                    .hold_client(cx, hold::CONNECTING, true);
-                let upstream = cx.connect(self.upstream, Half::upstream_of(self));
-                self.link.borrow_mut().ids[Side::Upstream as usize] = Some(upstream);
+                // Not read until upstream is connected. Writes to a connection that is still
+                // connecting are queued, but its watermarks are only checked when its queue is
+                // flushed, which cannot happen before it connects: a fast client facing a slow
+                // connect would fill upstream's queue up to the 16 MiB cap, unchecked.
+                let _ = cx.pause_reading(me);
+                let options = ConnectOptions::new().pause_reading_over_high(false);
+                let upstream = cx.connect_with(
+                    self.upstream,
+                    options,
+                    Half::upstream_for(me, self.upstream),
+                );
+                self.partner = Some(upstream);
                 match cx.peer_addr() {
                     Ok(peer) => log::debug!("{me}: client {peer}; upstream {upstream} connecting"),
                     Err(_) => log::debug!("{me}: client accepted; upstream {upstream} connecting"),
                 }
             }
             Side::Upstream => {
-                let client = self.partner();
-                self.link
-                    .borrow_mut()
-                    .hold_client(cx, hold::CONNECTING, false);
-                if let Some(client) = client {
+                if let Some(client) = self.partner {
                     log::info!("{client} <-> {me}: connected to upstream {}", self.upstream);
+                    // NotFound only if the client is gone, and then its close resets us.
+                    let _ = cx.resume_reading(client);
                 }
             }
         }
-        self.tick = Some(cx.set_timer(MAILBOX_TICK));
     }
 
     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
-        self.catch_up(cx);
-        // The client is only read once upstream is open, and upstream once it exists, so the
-        // partner is always known here.
-        let Some(other) = self.partner() else {
+        let data = input.take_all();
+        // The client is read only once upstream is open, and upstream knows its client from
+        // the start, so the partner is always known here.
+        let Some(partner) = self.partner else {
             return;
         };
-        let data = input.take_all();
-        let mut link = self.link.borrow_mut();
-        link.forwarded[self.side as usize] += data.len() as u64;
-        link.activity += 1;
-        let delivered = match self.side {
-            Side::Client => link.upload(cx, other, data),
-            Side::Upstream => match cx.write_to(other, data) {
-                Ok(()) => true,
-                Err(e) => {
-                    log::debug!(
-                        "{}: {} bytes for {other} undeliverable: {e}",
-                        cx.id(),
-                        data.len()
-                    );
-                    false
-                }
-            },
-        };
-        drop(link);
-        if !delivered {
+        self.forwarded += data.len() as u64;
+        if let Err(e) = cx.write_to(partner, data) {
             // The partner is closing or gone: these bytes cannot be delivered. A reset tells
             // this side's peer that the stream was cut rather than complete.
+            log::debug!(
+                "{}: {} bytes for {partner} undeliverable: {e}",
+                cx.id(),
+                data.len()
+            );
             cx.abort();
         }
     }
 
     fn on_writability(&mut self, cx: &mut Context<'_>, writable: bool) {
-        self.catch_up(cx);
-        match self.side {
-            // The client lags behind (or caught up): stop (or resume) reading upstream.
-            Side::Client => {
-                if let Some(upstream) = self.partner() {
-                    let _ = if writable {
-                        cx.resume_reading(upstream)
-                    } else {
-                        cx.pause_reading(upstream)
-                    };
-                }
-            }
-            Side::Upstream => {
-                self.link
-                    .borrow_mut()
-                    .hold_client(cx, hold::BACKLOG, !writable);
-            }
+        // This half's peer lags behind what the partner sends it (or caught up): stop (or
+        // resume) reading the partner. NotFound only if the partner is gone.
+        if let Some(partner) = self.partner {
+            let _ = if writable {
+                cx.resume_reading(partner)
+            } else {
+                cx.pause_reading(partner)
+            };
         }
-    }
-
-    fn on_drained(&mut self, cx: &mut Context<'_>) {
-        self.catch_up(cx);
     }
 
     fn on_read_closed(&mut self, cx: &mut Context<'_>) {
-        self.catch_up(cx);
-        let (me, other) = (self.side as usize, self.side.other() as usize);
-        let partner = {
-            let mut link = self.link.borrow_mut();
-            link.eof[me] = true;
-            link.activity += 1;
-            if !link.eof[other] {
-                // The partner still reads from its peer; it sends FIN on its next callback.
-                link.must_shut[other] = true;
-            }
-            link.ids[other].filter(|_| link.eof[other])
-        };
-        log::debug!("{}: {} finished sending", cx.id(), self.side.name());
-        if let Some(partner) = partner {
-            // Both peers have finished sending: the partner only has to deliver what it holds.
-            // For a connection whose peer already sent FIN, a graceful close does exactly that
-            // (flush, then FIN), at once rather than at the partner's next tick.
-            let _ = cx.close_conn(partner);
-        }
-        // Not the default close: this side goes on delivering what the partner's peer sends.
-    }
-
-    fn on_timer(&mut self, cx: &mut Context<'_>, timer: TimerId) {
-        if self.tick != Some(timer) {
-            return;
-        }
-        self.tick = None;
-        self.fast = false;
-        self.catch_up(cx);
-        if self.tick.is_none() && !self.shut {
-            let activity = self.link.borrow().activity;
-            self.period = if activity == self.activity {
-                (self.period * 2).min(MAILBOX_TICK_IDLE)
-            } else {
-                MAILBOX_TICK
-            };
-            self.activity = activity;
-            self.tick = Some(cx.set_timer(self.period));
+        log::debug!(
+            "{}: {} finished sending; passing FIN on",
+            cx.id(),
+            self.side.name()
+        );
+        // FIN leaves after everything queued for the partner. If the partner's peer finished
+        // too, that completes the partner's close; NotFound if it is gone already. Not the
+        // default close: this side goes on delivering what the partner's peer sends.
+        if let Some(partner) = self.partner {
+            let _ = cx.shutdown_write_conn(partner);
         }
     }
 
     fn on_close(&mut self, cx: &mut Context<'_>, reason: CloseReason) {
         let me = cx.id();
-        let Some(other) = self.partner() else {
+        let (side, forwarded) = (self.side.name(), self.forwarded);
+        let Some(partner) = self.partner else {
             return;
         };
         match &reason {
             CloseReason::ConnectFailed(e) => {
                 log::warn!(
-                    "{other}: cannot reach upstream {}: {e}; closing the client (is anything \
+                    "{partner}: cannot reach upstream {}: {e}; closing the client (is anything \
                      listening there?)",
                     self.upstream
                 );
-                let _ = cx.close_conn(other);
+                let _ = cx.close_conn(partner);
             }
-            // Finished normally: both peers sent FIN and this side delivered everything, so the
-            // partner has nothing left but its own queue, which a graceful close still sends.
+            // Finished in order: the partner is told to finish too, and a graceful close still
+            // delivers what it holds (NotFound if it closed first).
             CloseReason::PeerClosed | CloseReason::Local => {
-                log::debug!("{me}: {} done: {reason}", self.side.name());
-                let _ = cx.close_conn(other);
+                log::info!("{me}: {side} done ({reason}); {forwarded} bytes passed on from it");
+                let _ = cx.close_conn(partner);
             }
             // A reset, an error or a limit: the stream is broken, and the other peer must not
             // take a truncated stream for a complete one.
             _ => {
-                log::info!("{me}: {} {reason}; resetting {other}", self.side.name());
-                let _ = cx.abort_conn(other);
+                log::info!("{me}: {side} {reason} after {forwarded} bytes; resetting {partner}");
+                let _ = cx.abort_conn(partner);
             }
-        }
-        let mut link = self.link.borrow_mut();
-        link.closed[self.side as usize] = true;
-        if link.closed[self.side.other() as usize] {
-            let [up, down] = link.forwarded;
-            log::info!("{me}: last of the pair closed; {up} bytes to upstream, {down} back");
         }
     }
 }
