@@ -460,58 +460,66 @@ impl Core {
         }
     }
 
+    /// Writes `id`'s queued output until done or `WouldBlock`, and nothing else (no callback).
+    /// Returns whether the connection was blocked before, or `None` if it cannot be written to
+    /// (gone, connecting, closed, FIN sent) or a write error closed it.
+    pub(crate) fn write_queued(&mut self, id: ConnId) -> Option<bool> {
+        let now_ms = self.now_ms;
+        let (slots, pool) = self.split_pool();
+        let conn = conn_in(slots, id)?;
+        conn.flags &= !DIRTY;
+        if !conn.can_flush() {
+            return None;
+        }
+        let was_blocked = conn.flags & BLOCKED != 0;
+        let mut written = 0u64;
+        let outcome = loop {
+            if conn.bufs.out_is_empty() {
+                break Ok(());
+            }
+            match conn.stream.write(conn.bufs.out_bytes()) {
+                Ok(0) => {
+                    break Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "socket accepted no bytes",
+                    ));
+                }
+                Ok(n) => {
+                    conn.bufs.consume_out(pool, n);
+                    written += n as u64;
+                }
+                // Kernel buffer full: WRITABLE will tell us when to go on.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.flags |= BLOCKED;
+                    break Ok(());
+                }
+                // A signal interrupted the call; nothing was written.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The peer is gone (EPIPE, ECONNRESET): only this connection ends.
+                Err(e) => break Err(e),
+            }
+        };
+        if written > 0 {
+            conn.last_active = now_ms;
+            self.counters.stats.bytes_written += written;
+        }
+        if let Err(e) = outcome {
+            log::debug!("{id}: write error: {e}");
+            self.close_with(id, CloseReason::Error(e));
+            return None;
+        }
+        Some(was_blocked)
+    }
+
     /// Writes queued output until done or `WouldBlock`, then applies whatever a drained queue
     /// unlocks (`on_drained`, a pending FIN, the end of a graceful close).
     pub(crate) fn flush(&mut self, id: ConnId) {
         loop {
-            let now_ms = self.now_ms;
-            let (slots, pool) = self.split_pool();
-            let Some(conn) = conn_in(slots, id) else {
+            let Some(was_blocked) = self.write_queued(id) else {
                 return;
             };
-            conn.flags &= !DIRTY;
-            if !conn.can_flush() {
+            let Some(conn) = conn_in(&mut self.slots, id) else {
                 return;
-            }
-            let was_blocked = conn.flags & BLOCKED != 0;
-            let mut written = 0u64;
-            let outcome = loop {
-                if conn.bufs.out_is_empty() {
-                    break Ok(());
-                }
-                match conn.stream.write(conn.bufs.out_bytes()) {
-                    Ok(0) => {
-                        break Err(io::Error::new(
-                            io::ErrorKind::WriteZero,
-                            "socket accepted no bytes",
-                        ));
-                    }
-                    Ok(n) => {
-                        conn.bufs.consume_out(pool, n);
-                        written += n as u64;
-                    }
-                    // Kernel buffer full: WRITABLE will tell us when to go on.
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        conn.flags |= BLOCKED;
-                        break Ok(());
-                    }
-                    // A signal interrupted the call; nothing was written.
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    // The peer is gone (EPIPE, ECONNRESET): only this connection ends.
-                    Err(e) => break Err(e),
-                }
-            };
-            if written > 0 {
-                conn.last_active = now_ms;
-                self.counters.stats.bytes_written += written;
-            }
-            let conn = match (outcome, conn_in(&mut self.slots, id)) {
-                (Err(e), _) => {
-                    log::debug!("{id}: write error: {e}");
-                    return self.close_with(id, CloseReason::Error(e));
-                }
-                (Ok(()), Some(conn)) => conn,
-                (Ok(()), None) => return,
             };
             // Crossing a watermark pauses or resumes reading (`src/flow.rs`).
             if conn.flags & OVER_HIGH != 0
@@ -585,7 +593,8 @@ impl Core {
         }
         conn.bufs.push_out(&mut self.pool, data);
         let queued = conn.bufs.out_len();
-        let max_output = self.classes.limits(conn.class).max_output;
+        let limits = self.classes.limits(conn.class);
+        let (max_output, high) = (limits.max_output, limits.high_water);
         if queued > max_output {
             self.close_over_output_limit(id, queued, max_output);
             return Err(io::Error::new(
@@ -593,9 +602,15 @@ impl Core {
                 "output limit exceeded: the connection was reset",
             ));
         }
-        if !own {
-            self.mark_dirty(id);
+        if own {
+            // Flushed (and its writability decided) once the callback returns; its handler is
+            // busy now, so it could not be told anything.
+            return Ok(());
         }
+        if queued > high && conn.flags & OVER_HIGH == 0 {
+            self.over_high_from_elsewhere(id);
+        }
+        self.mark_dirty(id);
         Ok(())
     }
 

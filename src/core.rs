@@ -86,6 +86,9 @@ pub(crate) struct Core {
     pub(crate) busy_poll: Duration,
     /// When the last poll returned events (kept only while busy polling is on).
     pub(crate) last_event: Instant,
+    /// Connections marked not writable by another connection's write, whose handlers are
+    /// told in step 4 (`src/flow.rs`).
+    pub(crate) unwritable_owed: Vec<ConnId>,
     /// Reused by `write!` on a `Context` to format a whole reply before queueing it.
     pub(crate) fmt_scratch: Vec<u8>,
     /// Limits and connection counts per listener (`src/limits.rs`).
@@ -127,6 +130,7 @@ impl Core {
             pool: BufPool::default(),
             busy_poll: Duration::ZERO,
             last_event: Instant::now(),
+            unwritable_owed: Vec::new(),
             fmt_scratch: Vec::new(),
             classes: Classes::new(),
             max_connections: u64::MAX,
@@ -292,6 +296,10 @@ impl Core {
     /// produces more work (an `on_close` may write to or close other connections).
     pub(crate) fn complete_deferred(&mut self) {
         loop {
+            if !self.unwritable_owed.is_empty() {
+                self.notify_unwritable();
+                continue;
+            }
             if !self.dirty.is_empty() {
                 for id in std::mem::take(&mut self.dirty) {
                     self.flush(id);

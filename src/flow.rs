@@ -43,14 +43,58 @@ impl Core {
             }
             conn.flags &= !OVER_HIGH;
             log::debug!("{id}: {queued} bytes queued, down to the low watermark; writable");
+            // Marked from elsewhere and recovered before its handler was told: it hears neither.
+            let told = match self.unwritable_owed.iter().position(|&o| o == id) {
+                Some(at) => {
+                    self.unwritable_owed.swap_remove(at);
+                    false
+                }
+                None => true,
+            };
             // Resume the reads the watermark held (if it held them, and nothing else does).
             let was_held = limits.pause_reads && conn.flags & READ_PAUSED == 0;
             if was_held && matches!(conn.state, State::Open | State::WriteClosed) {
                 self.ready.push_back(id.token());
             }
-            self.call(id, |h, cx| h.on_writability(cx, true));
-            // What the handler writes now is sent in step 4 (the caller may be mid-flush).
-            self.mark_dirty(id);
+            if told {
+                self.call(id, |h, cx| h.on_writability(cx, true));
+                // What the handler writes now is sent in step 4 (the caller may be mid-flush).
+                self.mark_dirty(id);
+            }
+        }
+    }
+
+    /// `id` was written to from another connection's callback (a proxy's other half, a
+    /// broadcast) past its high watermark. Its writability is decided now rather than in step
+    /// 4, so that [`Context::is_writable_conn`](crate::Context::is_writable_conn) tells the
+    /// writer at once, before it queues megabytes more: the queue is written out (no callback
+    /// runs) and, if the kernel does not take it, the connection is marked not writable. Its
+    /// handler hears `on_writability(false)` in step 4: calling it now would re-enter handler
+    /// code from inside the writer's `write_to`, where shared state is typically borrowed.
+    pub(crate) fn over_high_from_elsewhere(&mut self, id: ConnId) {
+        // A connection still connecting cannot send: it is over the mark as it stands.
+        let _ = self.write_queued(id);
+        let Some(conn) = conn_in(&mut self.slots, id) else {
+            return;
+        };
+        let limits = self.classes.limits(conn.class());
+        if conn.flags & OVER_HIGH == 0 && conn.bufs.out_len() > limits.high_water && conn.is_live()
+        {
+            conn.flags |= OVER_HIGH;
+            self.unwritable_owed.push(id);
+        }
+    }
+
+    /// Step 4: tells the handlers of connections marked not writable from elsewhere (see
+    /// `over_high_from_elsewhere`), unless they recovered meanwhile.
+    pub(crate) fn notify_unwritable(&mut self) {
+        for id in std::mem::take(&mut self.unwritable_owed) {
+            if self
+                .conn(id)
+                .is_some_and(|c| !c.is_writable() && c.is_live())
+            {
+                self.call(id, |h, cx| h.on_writability(cx, false));
+            }
         }
     }
 

@@ -189,8 +189,10 @@ impl Context<'_> {
     /// Stops reading connection `id` (this one or another) until
     /// [`resume_reading`](Self::resume_reading): its input waits in the kernel, and TCP flow
     /// control slows its sender. This is how a proxy keeps one side from outrunning the other:
-    /// when the side it writes to reports [`on_writability(false)`](Handler::on_writability),
-    /// it pauses the side it reads from. Independent of the watermark pause; a connection reads
+    /// when the side it writes to is not writable (right after a `write_to`, by
+    /// [`is_writable_conn`](Self::is_writable_conn); later, by that side's
+    /// [`on_writability(false)`](crate::Handler::on_writability)), it pauses the side it reads
+    /// from. Independent of the watermark pause; a connection reads
     /// only when neither holds it.
     ///
     /// # Examples

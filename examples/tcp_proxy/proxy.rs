@@ -5,12 +5,11 @@
 //! - **Backpressure, both ways alike.** A half whose own peer reads slower than the partner
 //!   sends to it hears `on_writability(false)` and pauses the partner's reading
 //!   (`Context::pause_reading`); `on_writability(true)` resumes it. Bytes then wait in the
-//!   kernel and TCP slows the fast sender, so what the proxy holds per direction is bounded:
-//!   the high watermark (256 KiB by default) plus what the partner read in the loop iteration
-//!   before the pause. That second term is the larger: the reactor decides writability when it
-//!   flushes a connection (step 4 of an iteration), after every read of the iteration, and a
-//!   connection reads up to 1 MiB per pass (its event, then the still-ready queue), so queues
-//!   of 2–3 MiB are seen at full speed.
+//!   kernel and TCP slows the fast sender. The handler hears that in step 4 of the iteration,
+//!   so the half that writes also checks `Context::is_writable_conn(partner)` after each
+//!   `write_to` (a write that takes the partner over its high mark is sent at once, and the
+//!   partner marked not writable if the kernel refuses it) and pauses itself: what the proxy
+//!   holds per direction is then the high watermark (256 KiB by default) plus one read.
 //! - **Independent directions.** Both connections are opened with
 //!   `pause_reading_over_high(false)`: the reactor's default, to stop reading a connection whose
 //!   own output is over its high mark, suits request/response, but here what a half reads goes
@@ -148,6 +147,14 @@ impl Handler for Half {
                 data.len()
             );
             cx.abort();
+            return;
+        }
+        // The partner's peer lags (the reactor has just tried to send what is queued for it and
+        // it is over its high mark): stop reading here at once, rather than queue the rest of
+        // this read loop's megabytes for it. `on_writability(true)` on the partner resumes us.
+        if cx.is_writable_conn(partner).is_ok_and(|w| !w) {
+            let me = cx.id();
+            let _ = cx.pause_reading(me);
         }
     }
 
