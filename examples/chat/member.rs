@@ -23,15 +23,11 @@ here), /quit (leave), /help; any other line is sent to everyone\n";
 /// Bytes of one member's lines fanned out per loop iteration; past that, the member is not
 /// read again until the next iteration.
 ///
-/// Still needed with `Context::is_writable_conn`: the reactor decides whether a connection is
-/// writable when it flushes it, once per loop iteration, so until then every line of the
-/// iteration is queued for every member the room takes for writable, and a member that floods
-/// the room could queue a whole read budget (1 MiB per event) for each of them before the
-/// laggards are found out. Skipping members whose `queued_conn` is over the mark before the
-/// flush would be no better: it would skip members that do keep up (the kernel may well take
-/// it all at the flush) and lose lines for them. With this budget, a member the room takes for
-/// writable holds at most its high watermark plus 128 KiB per member talking at once (this
-/// budget plus one 64 KiB read).
+/// The reactor tells a laggard apart at once (a `write_to` that takes a member past its high
+/// mark is written out there and then, and `is_writable_conn` turns false if the kernel refuses
+/// it), so this budget is no longer what bounds memory. It keeps the room fair: one member
+/// flooding cannot make everyone else's lines wait behind a whole read budget (1 MiB per event)
+/// of its own, fanned out to every member in one go.
 const SPEAK_BUDGET: usize = 64 << 10;
 
 /// Listener options for a chat: a member more than 64 KiB behind is not reading (it is then
