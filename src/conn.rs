@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::buf::Queues;
 use crate::context::Context;
-use crate::core::{gone, Core, Entry, Slot, TimerAction};
+use crate::core::{Core, Entry, Slot};
 use crate::handler::{CloseReason, Handler, PanicPolicy};
 use crate::id::ConnId;
 use crate::input::Input;
@@ -34,7 +34,7 @@ use crate::stream::Stream;
 const READ_BUDGET: usize = 16;
 
 /// How long a gracefully closing connection waits for the peer's FIN after sending its own.
-const LINGER: Duration = Duration::from_secs(5);
+pub(crate) const LINGER: Duration = Duration::from_secs(5);
 /// During a graceful shutdown, how long a connection that has sent everything and its FIN waits
 /// for the peer's FIN. An idle client (an open `nc`) would otherwise hold the whole shutdown for
 /// `LINGER`; with nothing left to deliver, a short wait is enough to let a closing peer finish.
@@ -65,15 +65,15 @@ pub(crate) enum CloseMode {
 }
 
 /// A flush stopped on `WouldBlock`; `on_drained` is due once the queue empties.
-const BLOCKED: u8 = 1;
+pub(crate) const BLOCKED: u8 = 1;
 /// `shutdown_write` was asked for; send FIN once the queue is empty.
-const SHUT_PENDING: u8 = 2;
+pub(crate) const SHUT_PENDING: u8 = 2;
 /// Our FIN has been sent.
-const WR_SHUT: u8 = 4;
+pub(crate) const WR_SHUT: u8 = 4;
 /// The peer's FIN has been read.
-const FIN_SEEN: u8 = 8;
+pub(crate) const FIN_SEEN: u8 = 8;
 /// The connection is on the reactor's dirty list (avoids duplicate entries).
-const DIRTY: u8 = 16;
+pub(crate) const DIRTY: u8 = 16;
 /// Queued output went above the high watermark: reading is paused until it is down to the low
 /// one, and the handler was told the connection is not writable (`src/flow.rs`).
 pub(crate) const OVER_HIGH: u8 = 32;
@@ -84,7 +84,7 @@ pub(crate) const AWAIT_FIRST: u8 = 64;
 pub(crate) const READ_PAUSED: u8 = 128;
 
 pub(crate) struct Conn {
-    stream: Stream,
+    pub(crate) stream: Stream,
     /// Taken out while one of its callbacks runs, so the callback can borrow the reactor.
     handler: Option<Box<dyn Handler>>,
     pub(crate) state: State,
@@ -96,7 +96,7 @@ pub(crate) struct Conn {
     reason: Option<Box<CloseReason>>,
     /// Coarse loop time (ms) of the last read or write: idle and linger checks compare against
     /// it, so activity costs one store.
-    last_active: u64,
+    pub(crate) last_active: u64,
     /// Idle timeout in ms; 0 for none.
     idle_ms: u32,
     /// Its class: the limits it is held to, and whose connection count it is part of
@@ -194,7 +194,7 @@ impl Conn {
     }
 
     /// Whether new output is still accepted.
-    fn accepts_output(&self) -> bool {
+    pub(crate) fn accepts_output(&self) -> bool {
         matches!(
             self.state,
             State::Connecting | State::Open | State::ReadClosed
@@ -202,12 +202,12 @@ impl Conn {
     }
 
     /// Whether the socket should be written to now.
-    fn can_flush(&self) -> bool {
+    pub(crate) fn can_flush(&self) -> bool {
         !matches!(self.state, State::Connecting | State::Closed) && self.flags & WR_SHUT == 0
     }
 
     /// Moves to `Closed` once, recording why; returns true if this call did it.
-    fn mark_closed(&mut self, reason: CloseReason) -> bool {
+    pub(crate) fn mark_closed(&mut self, reason: CloseReason) -> bool {
         if self.state == State::Closed {
             return false;
         }
@@ -457,267 +457,6 @@ impl Core {
                 self.close_with(id, CloseReason::Local);
             }
             _ => {}
-        }
-    }
-
-    /// Writes `id`'s queued output until done or `WouldBlock`, and nothing else (no callback).
-    /// Returns whether the connection was blocked before, or `None` if it cannot be written to
-    /// (gone, connecting, closed, FIN sent) or a write error closed it.
-    pub(crate) fn write_queued(&mut self, id: ConnId) -> Option<bool> {
-        let now_ms = self.now_ms;
-        let (slots, pool) = self.split_pool();
-        let conn = conn_in(slots, id)?;
-        conn.flags &= !DIRTY;
-        if !conn.can_flush() {
-            return None;
-        }
-        let was_blocked = conn.flags & BLOCKED != 0;
-        let mut written = 0u64;
-        let outcome = loop {
-            if conn.bufs.out_is_empty() {
-                break Ok(());
-            }
-            match conn.stream.write(conn.bufs.out_bytes()) {
-                Ok(0) => {
-                    break Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "socket accepted no bytes",
-                    ));
-                }
-                Ok(n) => {
-                    conn.bufs.consume_out(pool, n);
-                    written += n as u64;
-                }
-                // Kernel buffer full: WRITABLE will tell us when to go on.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    conn.flags |= BLOCKED;
-                    break Ok(());
-                }
-                // A signal interrupted the call; nothing was written.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // The peer is gone (EPIPE, ECONNRESET): only this connection ends.
-                Err(e) => break Err(e),
-            }
-        };
-        if written > 0 {
-            conn.last_active = now_ms;
-            self.counters.stats.bytes_written += written;
-        }
-        if let Err(e) = outcome {
-            log::debug!("{id}: write error: {e}");
-            self.close_with(id, CloseReason::Error(e));
-            return None;
-        }
-        Some(was_blocked)
-    }
-
-    /// Writes queued output until done or `WouldBlock`, then applies whatever a drained queue
-    /// unlocks (`on_drained`, a pending FIN, the end of a graceful close).
-    pub(crate) fn flush(&mut self, id: ConnId) {
-        loop {
-            let Some(was_blocked) = self.write_queued(id) else {
-                return;
-            };
-            let Some(conn) = conn_in(&mut self.slots, id) else {
-                return;
-            };
-            // Crossing a watermark pauses or resumes reading (`src/flow.rs`).
-            if conn.flags & OVER_HIGH != 0
-                || conn.bufs.out_len() > self.classes.limits(conn.class).high_water
-            {
-                self.update_writability(id);
-            }
-            let Some(conn) = conn_in(&mut self.slots, id) else {
-                return;
-            };
-            if !conn.bufs.out_is_empty() {
-                if conn.state == State::Closing && !was_blocked {
-                    // A closing connection just blocked: bound the wait for the peer to read.
-                    self.arm_linger_check(id, LINGER);
-                }
-                return; // blocked; WRITABLE resumes
-            }
-            if conn.flags & BLOCKED != 0 {
-                conn.flags &= !BLOCKED;
-                self.call(id, |h, cx| h.on_drained(cx));
-                // on_drained may have queued more; send it before deciding anything else.
-                if self.conn(id).is_some_and(|c| !c.bufs.out_is_empty()) {
-                    continue;
-                }
-            }
-            return self.output_empty(id);
-        }
-    }
-
-    /// The output queue is empty: send a pending FIN or finish a graceful close.
-    fn output_empty(&mut self, id: ConnId) {
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        let wants_fin = conn.state == State::Closing || conn.flags & SHUT_PENDING != 0;
-        if !wants_fin || conn.flags & WR_SHUT != 0 {
-            return;
-        }
-        if conn.flags & FIN_SEEN != 0 {
-            // The peer's FIN came before ours (whoever asked for the close): the peer closed
-            // first, and both directions are done, so there is nothing to linger for.
-            return self.close_with(id, CloseReason::PeerClosed);
-        }
-        if let Err(e) = conn.stream.shutdown_write() {
-            log::debug!("{id}: shutdown failed: {e}");
-            return self.close_with(id, CloseReason::Error(e));
-        }
-        conn.flags |= WR_SHUT;
-        if conn.state != State::Closing {
-            conn.state = State::WriteClosed;
-            return;
-        }
-        // Our FIN is out; the peer's is awaited, for a bounded time.
-        self.arm_linger_check(id, LINGER);
-        if self.shutdown.is_some() {
-            // The regular linger check is due only after `LINGER`; shutting down, look sooner.
-            self.arm_linger_check(id, SHUTDOWN_LINGER);
-        }
-    }
-
-    /// Queues `data` for `id`. `own` is true when the caller flushes `id` itself right after
-    /// (the writes of a connection's own callback); otherwise `id` joins the dirty list, flushed
-    /// before the next wait.
-    pub(crate) fn send(&mut self, id: ConnId, data: &[u8], own: bool) -> io::Result<()> {
-        let conn = conn_in(&mut self.slots, id).ok_or_else(gone)?;
-        if !conn.accepts_output() {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "connection no longer sends",
-            ));
-        }
-        conn.bufs.push_out(&mut self.pool, data);
-        let queued = conn.bufs.out_len();
-        let limits = self.classes.limits(conn.class);
-        let (max_output, high) = (limits.max_output, limits.high_water);
-        if queued > max_output {
-            self.close_over_output_limit(id, queued, max_output);
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "output limit exceeded: the connection was reset",
-            ));
-        }
-        if own {
-            // Flushed (and its writability decided) once the callback returns; its handler is
-            // busy now, so it could not be told anything.
-            return Ok(());
-        }
-        if queued > high && conn.flags & OVER_HIGH == 0 {
-            self.over_high_from_elsewhere(id);
-        }
-        self.mark_dirty(id);
-        Ok(())
-    }
-
-    /// Starts a graceful close or aborts `id`.
-    pub(crate) fn close(&mut self, id: ConnId, mode: CloseMode) -> io::Result<()> {
-        let conn = self.conn_mut(id).ok_or_else(gone)?;
-        if mode == CloseMode::Abort {
-            // SO_LINGER 0 makes close() send a reset instead of FIN: the peer learns the stream
-            // was cut rather than mistaking it for a complete one.
-            if conn.state != State::Closed {
-                conn.stream.set_reset_on_close();
-            }
-            self.close_with(id, CloseReason::Aborted);
-            return Ok(());
-        }
-        match conn.state {
-            State::Closing | State::Closed => {}
-            State::Connecting => self.close_with(id, CloseReason::Local),
-            State::Open | State::ReadClosed | State::WriteClosed => self.enter_closing(id),
-        }
-        Ok(())
-    }
-
-    /// Asks for FIN once `id`'s queued output is written.
-    pub(crate) fn shutdown_write(&mut self, id: ConnId) -> io::Result<()> {
-        let conn = self.conn_mut(id).ok_or_else(gone)?;
-        match conn.state {
-            State::Open | State::Connecting => conn.flags |= SHUT_PENDING,
-            // The peer is done too: shutting down our side completes the close.
-            State::ReadClosed => {
-                self.enter_closing(id);
-                return Ok(());
-            }
-            State::WriteClosed | State::Closing | State::Closed => return Ok(()),
-        }
-        self.mark_dirty(id);
-        Ok(())
-    }
-
-    /// Starts a graceful close: flush, FIN, wait for the peer's FIN. The linger timer bounds
-    /// the whole of it by progress: it gives up only after `LINGER` without a byte moving, so a
-    /// slow but live reader still gets a large final response. It is armed only once the close
-    /// has to wait (output blocked, or our FIN sent first): most closes complete within the
-    /// iteration (the peer closed first and its last replies fit the socket), and a timer
-    /// armed for each of them would hold heap memory for `LINGER` after the connection is gone.
-    fn enter_closing(&mut self, id: ConnId) {
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        conn.state = State::Closing;
-        let flags = conn.flags;
-        if flags & (OVER_HIGH | READ_PAUSED) != 0 {
-            // Reads were paused, so the edge that carried the peer's FIN may be gone: look.
-            self.ready.push_back(id.token());
-        }
-        if flags & (WR_SHUT | BLOCKED) != 0 {
-            // Already waiting on the peer (our FIN is out, or it is not reading): the flush
-            // below will not arm the check for a state it did not enter.
-            self.arm_linger_check(id, LINGER);
-        }
-        self.mark_dirty(id);
-    }
-
-    /// Schedules a linger check `after` from now (extra checks are harmless: each re-reads the
-    /// connection's state).
-    pub(crate) fn arm_linger_check(&mut self, id: ConnId, after: Duration) {
-        let at = self.instant_of(self.now_ms) + after;
-        self.timers.insert(at, TimerAction::LingerExpired(id));
-    }
-
-    /// A linger timer fired: close if nothing moved for `LINGER`, else check again later.
-    pub(crate) fn linger_expired(&mut self, id: ConnId) {
-        let now_ms = self.now_ms;
-        let Some(conn) = self.conn(id).filter(|c| c.state == State::Closing) else {
-            return;
-        };
-        let (last, unsent) = (conn.last_active, conn.bufs.out_len());
-        let quiet = now_ms.saturating_sub(last);
-        let limit = if self.shutdown.is_some() && conn.is_lingering() {
-            SHUTDOWN_LINGER
-        } else {
-            LINGER
-        };
-        if quiet < limit.as_millis() as u64 {
-            let at = self.instant_of(last) + limit;
-            self.timers.insert(at, TimerAction::LingerExpired(id));
-        } else if unsent > 0 {
-            log::debug!("{id}: peer stopped reading while closing; {unsent} bytes unsent");
-            let e = io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("peer stopped reading; {unsent} bytes unsent"),
-            );
-            self.close_with(id, CloseReason::Error(e));
-        } else {
-            log::debug!("{id}: no FIN from peer within {limit:?}; closing");
-            self.close_with(id, CloseReason::Local);
-        }
-    }
-
-    /// Moves `id` to `Closed` with `reason` (if not closed already) and schedules its release.
-    pub(crate) fn close_with(&mut self, id: ConnId, reason: CloseReason) {
-        let (slots, pool) = self.split_pool();
-        if let Some(conn) = conn_in(slots, id) {
-            if conn.mark_closed(reason) {
-                conn.bufs.clear_out(pool);
-                self.closing.push(id.key());
-            }
         }
     }
 

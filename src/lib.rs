@@ -40,6 +40,7 @@
 #![warn(rust_2018_idioms)]
 
 mod buf;
+mod closing;
 mod conn;
 mod connect_options;
 mod context;
@@ -50,11 +51,14 @@ mod handler;
 mod id;
 mod input;
 mod limits;
+mod listen_options;
 mod listener;
 mod others;
+mod output;
 mod pool;
 mod reactor;
 mod schedule;
+mod settings;
 mod shutdown;
 mod source;
 mod stats;
@@ -68,7 +72,7 @@ pub use handle::Handle;
 pub use handler::{CloseReason, Handler, PanicPolicy};
 pub use id::{ConnId, ListenerId, SourceId, UdpId};
 pub use input::Input;
-pub use listener::ListenOptions;
+pub use listen_options::ListenOptions;
 pub use pool::ReactorPool;
 pub use reactor::Reactor;
 pub use schedule::TimerId;

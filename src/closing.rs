@@ -1,0 +1,154 @@
+//! Closing a connection: a graceful close (flush, FIN, a bounded wait for the peer's FIN), a
+//! half-close, an abort, and the linger check that bounds the wait. The state machine itself is
+//! in `src/conn.rs`.
+
+use std::io;
+use std::time::Duration;
+
+use crate::conn::{
+    conn_in, CloseMode, State, BLOCKED, FIN_SEEN, LINGER, OVER_HIGH, READ_PAUSED, SHUTDOWN_LINGER,
+    SHUT_PENDING, WR_SHUT,
+};
+use crate::core::{gone, Core, TimerAction};
+use crate::handler::CloseReason;
+use crate::id::ConnId;
+
+impl Core {
+    /// The output queue is empty: send a pending FIN or finish a graceful close.
+    pub(crate) fn output_empty(&mut self, id: ConnId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let wants_fin = conn.state == State::Closing || conn.flags & SHUT_PENDING != 0;
+        if !wants_fin || conn.flags & WR_SHUT != 0 {
+            return;
+        }
+        if conn.flags & FIN_SEEN != 0 {
+            // The peer's FIN came before ours (whoever asked for the close): the peer closed
+            // first, and both directions are done, so there is nothing to linger for.
+            return self.close_with(id, CloseReason::PeerClosed);
+        }
+        if let Err(e) = conn.stream.shutdown_write() {
+            log::debug!("{id}: shutdown failed: {e}");
+            return self.close_with(id, CloseReason::Error(e));
+        }
+        conn.flags |= WR_SHUT;
+        if conn.state != State::Closing {
+            conn.state = State::WriteClosed;
+            return;
+        }
+        // Our FIN is out; the peer's is awaited, for a bounded time.
+        self.arm_linger_check(id, LINGER);
+        if self.shutdown.is_some() {
+            // The regular linger check is due only after `LINGER`; shutting down, look sooner.
+            self.arm_linger_check(id, SHUTDOWN_LINGER);
+        }
+    }
+
+    /// Starts a graceful close or aborts `id`.
+    pub(crate) fn close(&mut self, id: ConnId, mode: CloseMode) -> io::Result<()> {
+        let conn = self.conn_mut(id).ok_or_else(gone)?;
+        if mode == CloseMode::Abort {
+            // SO_LINGER 0 makes close() send a reset instead of FIN: the peer learns the stream
+            // was cut rather than mistaking it for a complete one.
+            if conn.state != State::Closed {
+                conn.stream.set_reset_on_close();
+            }
+            self.close_with(id, CloseReason::Aborted);
+            return Ok(());
+        }
+        match conn.state {
+            State::Closing | State::Closed => {}
+            State::Connecting => self.close_with(id, CloseReason::Local),
+            State::Open | State::ReadClosed | State::WriteClosed => self.enter_closing(id),
+        }
+        Ok(())
+    }
+
+    /// Asks for FIN once `id`'s queued output is written.
+    pub(crate) fn shutdown_write(&mut self, id: ConnId) -> io::Result<()> {
+        let conn = self.conn_mut(id).ok_or_else(gone)?;
+        match conn.state {
+            State::Open | State::Connecting => conn.flags |= SHUT_PENDING,
+            // The peer is done too: shutting down our side completes the close.
+            State::ReadClosed => {
+                self.enter_closing(id);
+                return Ok(());
+            }
+            State::WriteClosed | State::Closing | State::Closed => return Ok(()),
+        }
+        self.mark_dirty(id);
+        Ok(())
+    }
+
+    /// Starts a graceful close: flush, FIN, wait for the peer's FIN. The linger timer bounds
+    /// the whole of it by progress: it gives up only after `LINGER` without a byte moving, so a
+    /// slow but live reader still gets a large final response. It is armed only once the close
+    /// has to wait (output blocked, or our FIN sent first): most closes complete within the
+    /// iteration (the peer closed first and its last replies fit the socket), and a timer
+    /// armed for each of them would hold heap memory for `LINGER` after the connection is gone.
+    pub(crate) fn enter_closing(&mut self, id: ConnId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        conn.state = State::Closing;
+        let flags = conn.flags;
+        if flags & (OVER_HIGH | READ_PAUSED) != 0 {
+            // Reads were paused, so the edge that carried the peer's FIN may be gone: look.
+            self.ready.push_back(id.token());
+        }
+        if flags & (WR_SHUT | BLOCKED) != 0 {
+            // Already waiting on the peer (our FIN is out, or it is not reading): the flush
+            // below will not arm the check for a state it did not enter.
+            self.arm_linger_check(id, LINGER);
+        }
+        self.mark_dirty(id);
+    }
+
+    /// Schedules a linger check `after` from now (extra checks are harmless: each re-reads the
+    /// connection's state).
+    pub(crate) fn arm_linger_check(&mut self, id: ConnId, after: Duration) {
+        let at = self.instant_of(self.now_ms) + after;
+        self.timers.insert(at, TimerAction::LingerExpired(id));
+    }
+
+    /// A linger timer fired: close if nothing moved for `LINGER`, else check again later.
+    pub(crate) fn linger_expired(&mut self, id: ConnId) {
+        let now_ms = self.now_ms;
+        let Some(conn) = self.conn(id).filter(|c| c.state == State::Closing) else {
+            return;
+        };
+        let (last, unsent) = (conn.last_active, conn.bufs.out_len());
+        let quiet = now_ms.saturating_sub(last);
+        let limit = if self.shutdown.is_some() && conn.is_lingering() {
+            SHUTDOWN_LINGER
+        } else {
+            LINGER
+        };
+        if quiet < limit.as_millis() as u64 {
+            let at = self.instant_of(last) + limit;
+            self.timers.insert(at, TimerAction::LingerExpired(id));
+        } else if unsent > 0 {
+            log::debug!("{id}: peer stopped reading while closing; {unsent} bytes unsent");
+            let e = io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("peer stopped reading; {unsent} bytes unsent"),
+            );
+            self.close_with(id, CloseReason::Error(e));
+        } else {
+            log::debug!("{id}: no FIN from peer within {limit:?}; closing");
+            self.close_with(id, CloseReason::Local);
+        }
+    }
+
+    /// Moves `id` to `Closed` with `reason` (if not closed already) and schedules its release.
+    pub(crate) fn close_with(&mut self, id: ConnId, reason: CloseReason) {
+        let (slots, pool) = self.split_pool();
+        if let Some(conn) = conn_in(slots, id) {
+            if conn.mark_closed(reason) {
+                conn.bufs.clear_out(pool);
+                self.closing.push(id.key());
+            }
+        }
+    }
+}

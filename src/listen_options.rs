@@ -1,0 +1,377 @@
+//! Options for listeners: backlog, socket options, and the limits every accepted connection
+//! is held to (`src/limits.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::limits::Limits;
+
+/// Options for [`Reactor::listen_with`](crate::Reactor::listen_with).
+///
+/// # Examples
+///
+/// ```
+/// use sockloop::ListenOptions;
+///
+/// let options = ListenOptions::new().backlog(4096).nodelay(true);
+/// assert_eq!(options.get_backlog(), 4096);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ListenOptions {
+    pub(crate) backlog: i32,
+    pub(crate) nodelay: bool,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) reuse_port: bool,
+    pub(crate) limits: Limits,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) overload_reply: Option<Arc<[u8]>>,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        // The kernel clamps the backlog to net.core.somaxconn (4096 on current Linux); a large
+        // request lets connection bursts (C10K ramp-ups) queue instead of being refused.
+        ListenOptions {
+            backlog: 4096,
+            nodelay: true,
+            idle_timeout: None,
+            reuse_port: false,
+            limits: Limits::default(),
+            max_connections: None,
+            overload_reply: None,
+        }
+    }
+}
+
+impl ListenOptions {
+    /// The defaults: backlog 4096 (clamped by the kernel's `somaxconn`), `TCP_NODELAY` on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(sockloop::ListenOptions::new().get_nodelay());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the listen backlog: how many completed connections the kernel queues for `accept`.
+    /// Values below 1024 are raised to 1024.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().backlog(10).get_backlog(), 1024);
+    /// ```
+    pub fn backlog(mut self, backlog: i32) -> Self {
+        self.backlog = backlog.max(1024);
+        self
+    }
+
+    /// Sets `TCP_NODELAY` on accepted connections (default `true`: small writes are not delayed
+    /// by Nagle's algorithm).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!sockloop::ListenOptions::new().nodelay(false).get_nodelay());
+    /// ```
+    pub fn nodelay(mut self, nodelay: bool) -> Self {
+        self.nodelay = nodelay;
+        self
+    }
+
+    /// Closes accepted connections that read and write nothing for `timeout`, with
+    /// [`CloseReason::IdleTimeout`](crate::CloseReason::IdleTimeout). Checking costs O(1) per
+    /// read or write (a timestamp store); the default is no idle timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sockloop::ListenOptions;
+    ///
+    /// let options = ListenOptions::new().idle_timeout(Duration::from_secs(30));
+    /// assert_eq!(options.get_idle_timeout(), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// The idle timeout, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_idle_timeout(), None);
+    /// ```
+    pub fn get_idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    /// Sets `SO_REUSEPORT`, so that several listeners (one per reactor thread, or per process)
+    /// can bind the same address and the kernel spreads incoming connections across them. This
+    /// is how sockloop uses more than one core: N reactors, each with its own listener on the
+    /// same port. Default `false`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input, ListenOptions, Reactor};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         cx.write(input.take_all());
+    ///     }
+    /// }
+    ///
+    /// let options = ListenOptions::new().reuse_port(true);
+    /// let mut first = Reactor::new()?;
+    /// let (_, addr) = first.listen_with("127.0.0.1:0".parse().unwrap(), options.clone(), || Echo)?;
+    /// let mut second = Reactor::new()?;
+    /// let (_, same) = second.listen_with(addr, options, || Echo)?; // same port, no AddrInUse
+    /// assert_eq!(addr, same);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn reuse_port(mut self, reuse: bool) -> Self {
+        self.reuse_port = reuse;
+        self
+    }
+
+    /// Bounds the input a handler may leave unconsumed (a partial message it waits to
+    /// complete): a connection holding more is reset with
+    /// [`CloseReason::InputLimit`](crate::CloseReason::InputLimit). The default is 1 MiB; at
+    /// least 1 byte.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = sockloop::ListenOptions::new().max_input(64 * 1024);
+    /// assert_eq!(options.get_max_input(), 64 * 1024);
+    /// ```
+    pub fn max_input(mut self, bytes: usize) -> Self {
+        self.limits.max_input = bytes.max(1);
+        self
+    }
+
+    /// The input bound in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_max_input(), 1 << 20);
+    /// ```
+    pub fn get_max_input(&self) -> usize {
+        self.limits.max_input
+    }
+
+    /// Sets the output watermarks (defaults: low 64 KiB, high 256 KiB). When more than `high`
+    /// bytes are queued for a connection (the peer reads slower than it is sent to), the
+    /// connection stops reading, so a peer that sends requests and never reads the answers
+    /// cannot make the server buffer without end, and the handler gets
+    /// [`on_writability(false)`](crate::Handler::on_writability). Once the queue is down to
+    /// `low` it reads again and gets `on_writability(true)`. `low` is clamped to `high`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = sockloop::ListenOptions::new().output_watermarks(16 << 10, 1 << 20);
+    /// assert_eq!(options.get_output_watermarks(), (16 << 10, 1 << 20));
+    /// ```
+    pub fn output_watermarks(mut self, low: usize, high: usize) -> Self {
+        self.limits.high_water = high.max(1);
+        self.limits.low_water = low.min(self.limits.high_water);
+        self
+    }
+
+    /// Whether a connection stops reading while its output is over the high watermark (default
+    /// `true`). Turn it off for connections whose two directions are independent, such as a
+    /// proxy's: there the handler pauses the *other* connection instead
+    /// ([`Context::pause_reading`](crate::Context::pause_reading)) on
+    /// [`on_writability`](crate::Handler::on_writability), which is still called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = sockloop::ListenOptions::new().pause_reading_over_high(false);
+    /// assert!(!options.get_pause_reading_over_high());
+    /// ```
+    pub fn pause_reading_over_high(mut self, pause: bool) -> Self {
+        self.limits.pause_reads = pause;
+        self
+    }
+
+    /// Whether connections stop reading over the high watermark.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(sockloop::ListenOptions::new().get_pause_reading_over_high());
+    /// ```
+    pub fn get_pause_reading_over_high(&self) -> bool {
+        self.limits.pause_reads
+    }
+
+    /// The output watermarks (low, high) in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_output_watermarks(), (64 << 10, 256 << 10));
+    /// ```
+    pub fn get_output_watermarks(&self) -> (usize, usize) {
+        (self.limits.low_water, self.limits.high_water)
+    }
+
+    /// Caps the output queued for one connection (default 16 MiB; never below the high
+    /// watermark). Pausing reads keeps an echo-like handler under the high watermark; a handler
+    /// that writes regardless (a broadcast to a member that never reads) reaches this cap, and
+    /// the connection is reset with [`CloseReason::OutputLimit`](crate::CloseReason::OutputLimit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = sockloop::ListenOptions::new().max_output(4 << 20);
+    /// assert_eq!(options.get_max_output(), 4 << 20);
+    /// ```
+    pub fn max_output(mut self, bytes: usize) -> Self {
+        self.limits.max_output = bytes;
+        self
+    }
+
+    /// The output cap in bytes, as it will apply (at least the high watermark).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_max_output(), 16 << 20);
+    /// ```
+    pub fn get_max_output(&self) -> usize {
+        self.limits.normalized().max_output
+    }
+
+    /// Gives each accepted connection `timeout` to deliver a first message: if its handler has
+    /// not consumed any input by then (for a framing handler: no complete request arrived),
+    /// the connection is closed with
+    /// [`CloseReason::FirstBytesTimeout`](crate::CloseReason::FirstBytesTimeout). This is the
+    /// defence against slowloris clients that open many connections and trickle a byte now and
+    /// then, which an idle timeout alone does not catch (nginx's `client_header_timeout`).
+    /// Default: none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let options = sockloop::ListenOptions::new().first_bytes_timeout(Duration::from_secs(10));
+    /// assert_eq!(options.get_first_bytes_timeout(), Some(Duration::from_secs(10)));
+    /// ```
+    pub fn first_bytes_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.first_bytes = Some(timeout);
+        self
+    }
+
+    /// The first-bytes timeout, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_first_bytes_timeout(), None);
+    /// ```
+    pub fn get_first_bytes_timeout(&self) -> Option<std::time::Duration> {
+        self.limits.first_bytes
+    }
+
+    /// Limits this listener to `max` open connections (default: no limit; see also
+    /// [`Reactor::set_max_connections`](crate::Reactor::set_max_connections)). At the limit the
+    /// listener stops accepting, and clients wait in the kernel's backlog until one of its
+    /// connections closes; with an [`overload_reply`](Self::overload_reply) they are accepted,
+    /// sent the reply and closed at once instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = sockloop::ListenOptions::new().max_connections(10_000);
+    /// assert_eq!(options.get_max_connections(), Some(10_000));
+    /// ```
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = Some(max);
+        self
+    }
+
+    /// The connection limit, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_max_connections(), None);
+    /// ```
+    pub fn get_max_connections(&self) -> Option<usize> {
+        self.max_connections
+    }
+
+    /// At a connection limit, accept clients anyway, send them `reply` (one non-blocking write,
+    /// so keep it small) and close, instead of leaving them in the backlog. A client then
+    /// learns at once that the server is busy, where a backlogged one waits (and may time out);
+    /// the cost is an accept and a close per refused client. Redis answers "max number of
+    /// clients reached" the same way. They are counted in [`Stats::rejected`](crate::Stats::rejected).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = sockloop::ListenOptions::new()
+    ///     .max_connections(100)
+    ///     .overload_reply(b"-ERR busy\r\n".to_vec());
+    /// assert_eq!(options.get_overload_reply(), Some(&b"-ERR busy\r\n"[..]));
+    /// ```
+    pub fn overload_reply(mut self, reply: impl Into<Vec<u8>>) -> Self {
+        self.overload_reply = Some(reply.into().into());
+        self
+    }
+
+    /// The reply sent to clients refused at a connection limit, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_overload_reply(), None);
+    /// ```
+    pub fn get_overload_reply(&self) -> Option<&[u8]> {
+        self.overload_reply.as_deref()
+    }
+
+    /// Whether `SO_REUSEPORT` is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!sockloop::ListenOptions::new().get_reuse_port());
+    /// ```
+    pub fn get_reuse_port(&self) -> bool {
+        self.reuse_port
+    }
+
+    /// The configured backlog.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::ListenOptions::new().get_backlog(), 4096);
+    /// ```
+    pub fn get_backlog(&self) -> i32 {
+        self.backlog
+    }
+
+    /// Whether accepted connections get `TCP_NODELAY`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(sockloop::ListenOptions::default().get_nodelay());
+    /// ```
+    pub fn get_nodelay(&self) -> bool {
+        self.nodelay
+    }
+}

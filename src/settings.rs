@@ -1,0 +1,98 @@
+//! Reactor-wide settings (panic policy, connection limit, busy polling) and counters.
+
+use std::time::Duration;
+
+use crate::reactor::Reactor;
+use crate::stats::Stats;
+
+impl Reactor {
+    /// Number of connections not yet released (open, connecting or closing).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockloop::Reactor::new()?.connection_count(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connection_count(&self) -> usize {
+        self.core.counters.open as usize
+    }
+
+    /// A snapshot of the reactor's counters (connections, closes by reason, bytes, accept
+    /// errors, timers, iterations, events, datagrams).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reactor = sockloop::Reactor::new()?;
+    /// let stats = reactor.stats();
+    /// assert_eq!((stats.accepted, stats.bytes_read), (0, 0));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.core.counters.snapshot()
+    }
+
+    /// Chooses what a panic in a connection's handler does. The default,
+    /// [`PanicPolicy::CloseConnection`](crate::PanicPolicy::CloseConnection), resets that connection only, with
+    /// [`CloseReason::Panicked`](crate::CloseReason::Panicked), logged at error with its id, and
+    /// the reactor goes on serving the others; [`PanicPolicy::Unwind`](crate::PanicPolicy::Unwind) lets the panic unwind
+    /// out of [`run`](Self::run); [`PanicPolicy::Abort`](crate::PanicPolicy::Abort) aborts the process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{PanicPolicy, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.set_panic_policy(PanicPolicy::Unwind); // the embedding program decides
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_panic_policy(&mut self, policy: crate::PanicPolicy) {
+        self.core.panic_policy = policy;
+    }
+
+    /// Keeps polling without sleeping for `window` after the last event (default zero: off).
+    ///
+    /// A reactor that needs less CPU than its clients runs out of work between their requests
+    /// and sleeps in `epoll_wait`; waking it costs a context switch and, on a virtual machine, a
+    /// halted CPU's wake-up (tens of µs), which lands in every round trip. Busy polling trades
+    /// CPU for that latency: within the window the loop spins on `epoll_wait` with timeout zero
+    /// and is awake when the next request arrives. At light load each request costs up to
+    /// `window` of spinning, so keep it short (10-50 µs) and use it only where round-trip time
+    /// matters more than idle CPU. (Linux's `SO_BUSY_POLL` does the same inside the kernel.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut reactor = sockloop::Reactor::new()?;
+    /// reactor.set_busy_poll(Duration::from_micros(20));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_busy_poll(&mut self, window: Duration) {
+        self.core.busy_poll = window;
+        self.core.last_event = std::time::Instant::now();
+    }
+
+    /// Stops every listener from accepting while `max` connections (accepted and outbound)
+    /// are open; they accept again as connections close. Clients wait in the backlog meanwhile,
+    /// or get their listener's [`overload_reply`](crate::ListenOptions::overload_reply) if it
+    /// has one. Per-listener limits are
+    /// [`ListenOptions::max_connections`](crate::ListenOptions::max_connections). Default: no
+    /// limit but the process's open-files limit (which pauses accepting the same way).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut reactor = sockloop::Reactor::new()?;
+    /// reactor.set_max_connections(Some(50_000));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_max_connections(&mut self, max: Option<usize>) {
+        self.core.max_connections = max.map_or(u64::MAX, |m| m as u64);
+        // A raised limit makes room just as a close does.
+        self.core.resume_paused();
+    }
+}
