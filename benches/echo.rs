@@ -41,6 +41,8 @@
 //! per message, so its CPU per message rises when the client slows. Compare ratios of the same
 //! round, and repeat a run before trusting a small difference.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../examples/loadgen/mod.rs"]
 mod loadgen;
 #[path = "echo/probe.rs"]
@@ -52,23 +54,24 @@ mod servers;
 #[path = "echo/targets.rs"]
 mod targets;
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 
+use common::cli::CargoBench;
+use common::out::target_dir;
+use common::pin::{self, CLIENT_CPU as LOADGEN_CPU, SERVER_CPU};
+use common::process::ServerProcess;
 use loadgen::{LoadConfig, Phase};
 use report::{Case, Results, Row, Sample};
 use servers::Kind;
 
 /// Set in a child's environment to make this binary an echo server of that kind.
 const SERVER_ENV: &str = "SOCKLOOP_ECHO_SERVER";
-/// Where the servers run, and where the load generator runs.
-const SERVER_CPU: usize = 0;
-const LOADGEN_CPU: usize = 1;
 /// Bytes per message.
 const MESSAGE_SIZE: usize = 64;
 /// How long the server may take to accept every established connection before memory is read.
@@ -116,12 +119,8 @@ struct Args {
     /// Do not pin the server and the load generator to separate CPUs
     #[arg(long)]
     no_pin: bool,
-    /// Passed by `cargo bench`; ignored.
-    #[arg(long, hide = true)]
-    bench: bool,
-    /// Benchmark filters passed by `cargo bench`; ignored.
-    #[arg(hide = true)]
-    filters: Vec<String>,
+    #[command(flatten)]
+    cargo: CargoBench,
 }
 
 /// The resolved settings of a run.
@@ -156,17 +155,6 @@ fn seconds(s: f64) -> Duration {
 fn spread(n: usize, rounds: usize) -> Vec<usize> {
     let n = n.min(rounds);
     (0..n).map(|k| (2 * k + 1) * rounds / (2 * n)).collect()
-}
-
-/// `target/` of this build: the benchmark runs as `target/<profile>/deps/echo-<hash>`.
-fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return dir.into();
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().nth(3).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("target"))
 }
 
 impl Settings {
@@ -244,83 +232,21 @@ impl Settings {
     }
 }
 
-/// A server child process; dropping it closes its stdin (which ends it) and reaps it.
-struct ServerProcess {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-    addr: SocketAddr,
+/// Starts a fresh server of `kind`, pinned to the server CPU if `pin`.
+fn spawn_server(kind: Kind, pin: bool) -> io::Result<ServerProcess> {
+    let mut server = ServerProcess::spawn(SERVER_ENV, kind.name(), pin.then_some(SERVER_CPU))?;
+    // Closing up to 10,000 connections may take longer than the usual second.
+    server.exit_grace = Duration::from_secs(3);
+    Ok(server)
 }
 
-impl ServerProcess {
-    fn spawn(kind: Kind, pin: bool) -> io::Result<ServerProcess> {
-        let exe = std::env::current_exe()?;
-        let mut cmd = if pin {
-            let mut cmd = Command::new("taskset");
-            cmd.args(["-c", &SERVER_CPU.to_string()]).arg(exe);
-            cmd
-        } else {
-            Command::new(exe)
-        };
-        let mut child = cmd
-            .env(SERVER_ENV, kind.name())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdin = child.stdin.take();
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        let mut line = String::new();
-        stdout.read_line(&mut line)?;
-        let addr = match line.trim().parse() {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(io::Error::other(format!(
-                    "{} server did not report its address (got {line:?})",
-                    kind.name()
-                )));
-            }
-        };
-        Ok(ServerProcess {
-            child,
-            stdin,
-            stdout,
-            addr,
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Bytes the server has echoed so far (asked through its stdin, answered on its stdout).
-    fn echoed(&mut self) -> io::Result<u64> {
-        let stdin = self.stdin.as_mut().expect("stdin is open until drop");
-        stdin.write_all(b"count\n")?;
-        stdin.flush()?;
-        let mut line = String::new();
-        self.stdout.read_line(&mut line)?;
-        line.trim()
-            .parse()
-            .map_err(|_| io::Error::other(format!("bad echoed-bytes answer {line:?}")))
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Bytes `server` has echoed so far (asked through its stdin, answered on its stdout; see
+/// `echo/servers.rs`).
+fn echoed(server: &mut ServerProcess) -> io::Result<u64> {
+    let line = server.ask("count")?;
+    line.trim()
+        .parse()
+        .map_err(|_| io::Error::other(format!("bad echoed-bytes answer {line:?}")))
 }
 
 fn load_config(addr: SocketAddr, case: &Case, warmup: Duration, window: Duration) -> LoadConfig {
@@ -348,15 +274,15 @@ struct Edge {
 impl Edge {
     fn read(server: &mut ServerProcess) -> io::Result<Edge> {
         Ok(Edge {
-            cpu_ns: probe::cpu_ns(server.pid())?,
-            echoed: server.echoed()?,
+            cpu_ns: server.cpu_ns()?,
+            echoed: echoed(server)?,
         })
     }
 }
 
 /// Runs one case against a fresh server: the timed pass, then (if asked) the system-call pass.
 fn measure(kind: Kind, case: &Case, set: &Settings, syscalls: bool) -> io::Result<Sample> {
-    let mut server = ServerProcess::spawn(kind, set.pin)?;
+    let mut server = spawn_server(kind, set.pin)?;
     let pid = server.pid();
 
     // Timed pass.
@@ -441,11 +367,11 @@ fn count_syscalls(
             Phase::Connected => Ok(()),
             Phase::Measuring => counter
                 .enable()
-                .and_then(|()| server.echoed())
+                .and_then(|()| echoed(server))
                 .map(|n| start = n),
             Phase::Done => counter
                 .disable()
-                .and_then(|()| server.echoed())
+                .and_then(|()| echoed(server))
                 .map(|n| end = n),
         };
         if let Err(e) = result {
@@ -477,14 +403,8 @@ fn place(set: &mut Settings) {
         println!("placement: not pinned (--no-pin)");
         return;
     }
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let why_not = if cpus < 2 {
-        Some(format!("only {cpus} CPU available"))
-    } else if !probe::have_taskset() {
-        Some("taskset not found".to_string())
-    } else {
-        probe::pin_self(LOADGEN_CPU).err().map(|e| e.to_string())
-    };
+    let why_not =
+        pin::unavailable().or_else(|| pin::pin_self(LOADGEN_CPU).err().map(|e| e.to_string()));
     match why_not {
         None => println!(
             "placement: servers on CPU {SERVER_CPU} (taskset -c {SERVER_CPU}), load generator on CPU {LOADGEN_CPU}"

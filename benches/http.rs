@@ -29,6 +29,8 @@
 //! Without wrk on the PATH the benchmark says so and exits successfully
 //! (`apt-get install wrk` installs it).
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../examples/http_server/handler.rs"]
 mod handler;
 #[path = "../examples/http_server/request.rs"]
@@ -39,25 +41,25 @@ mod response;
 mod session;
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use clap::Parser;
-use sockloop::mio::unix::SourceFd;
-use sockloop::mio::Interest;
-use sockloop::Reactor;
 
+use common::cli::{self, CargoBench};
+use common::out::target_dir;
+use common::pin::{self, CLIENT_CPU as WRK_CPU, SERVER_CPU};
+use common::process::{self, ServerProcess};
+use common::stats::{median, Ratio};
 use handler::{Config, HttpConn};
 use request::Limits;
 use session::{Next, Session};
 
 /// Set in a child's environment to make this binary a server of that kind.
 const SERVER_ENV: &str = "SOCKLOOP_HTTP_SERVER";
-const SERVER_CPU: usize = 0;
-const WRK_CPU: usize = 1;
 /// Warm-up run of each server before the first round.
 const WARMUP: Duration = Duration::from_secs(1);
 /// The example's defaults.
@@ -91,36 +93,20 @@ struct Args {
     /// Do not pin the servers and wrk to separate CPUs.
     #[arg(long)]
     no_pin: bool,
-    /// Passed by `cargo bench`; ignored.
-    #[arg(long, hide = true)]
-    bench: bool,
-    /// Benchmark filters passed by `cargo bench`; ignored.
-    #[arg(hide = true)]
-    filters: Vec<String>,
+    #[command(flatten)]
+    cargo: CargoBench,
 }
 
 fn main() -> ExitCode {
     if let Ok(kind) = std::env::var(SERVER_ENV) {
-        return match serve(&kind) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("http bench server {kind}: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return cli::exit_code(&format!("http bench server {kind}"), serve(&kind));
     }
     let args = Args::parse();
     if Command::new("wrk").arg("--version").output().is_err() {
         println!("http bench: skipped: wrk is not installed (apt-get install -y wrk)");
         return ExitCode::SUCCESS;
     }
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("http bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_code("http bench", run(&args))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -131,18 +117,11 @@ fn main() -> ExitCode {
 fn serve(kind: &str) -> io::Result<()> {
     let addr: SocketAddr = "127.0.0.1:0".parse().map_err(io::Error::other)?;
     match kind {
-        "sockloop" => {
-            let mut reactor = Reactor::new()?;
+        "sockloop" => process::serve_sockloop(|reactor| {
             let (_, bound) =
                 reactor.listen_with(addr, CONFIG.listen_options(), || HttpConn::new(&CONFIG))?;
-            // Standard input in the loop: end-of-file (the benchmark is done, or died) stops it.
-            static STDIN: i32 = 0;
-            reactor.add_source(SourceFd(&STDIN), Interest::READABLE, |reactor, _, _| {
-                reactor.stop()
-            })?;
-            println!("{bound}");
-            reactor.run()
-        }
+            Ok(bound)
+        }),
         "tokio" => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_io()
@@ -150,7 +129,7 @@ fn serve(kind: &str) -> io::Result<()> {
             runtime.block_on(async {
                 let listener = tokio::net::TcpListener::bind(addr).await?;
                 println!("{}", listener.local_addr()?);
-                exit_when_stdin_closes();
+                process::exit_when_stdin_closes();
                 loop {
                     let (stream, _) = listener.accept().await?;
                     stream.set_nodelay(true)?;
@@ -160,15 +139,6 @@ fn serve(kind: &str) -> io::Result<()> {
         }
         _ => Err(io::Error::other("unknown kind (sockloop or tokio)")),
     }
-}
-
-/// Ends the process once stdin reaches end-of-file (a thread: tokio's stdin needs `io-std`).
-fn exit_when_stdin_closes() {
-    std::thread::spawn(|| {
-        let mut sink = [0u8; 64];
-        while matches!(io::stdin().read(&mut sink), Ok(n) if n > 0) {}
-        std::process::exit(0);
-    });
 }
 
 /// One tokio connection: the same session as the sockloop handler, fed from the socket.
@@ -213,76 +183,6 @@ async fn tokio_conn(mut stream: tokio::net::TcpStream, limits: Limits) {
 // The benchmark
 // ---------------------------------------------------------------------------------------------
 
-/// A server child process; dropping it closes its stdin (which ends it) and reaps it.
-struct Server {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn spawn(kind: &str, pin: bool) -> io::Result<Server> {
-        let exe = std::env::current_exe()?;
-        let mut cmd = if pin {
-            let mut cmd = Command::new("taskset");
-            cmd.args(["-c", &SERVER_CPU.to_string()]).arg(exe);
-            cmd
-        } else {
-            Command::new(exe)
-        };
-        let mut child = cmd
-            .env(SERVER_ENV, kind)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdin = child.stdin.take();
-        let mut line = String::new();
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| io::Error::other("no stdout"))?;
-        BufReader::new(stdout).read_line(&mut line)?;
-        match line.trim().parse() {
-            Ok(addr) => Ok(Server { child, stdin, addr }),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(io::Error::other(format!(
-                    "{kind} server printed {line:?}, not its address"
-                )))
-            }
-        }
-    }
-
-    /// Nanoseconds the server has spent on a CPU, all threads (`/proc/PID/task/*/schedstat`).
-    fn cpu_ns(&self) -> io::Result<u64> {
-        let mut total = 0;
-        for task in fs::read_dir(format!("/proc/{}/task", self.child.id()))? {
-            // A thread that exited between the listing and the read no longer counts.
-            if let Ok(text) = fs::read_to_string(task?.path().join("schedstat")) {
-                let first = text.split_whitespace().next().unwrap_or("0");
-                total += first.parse::<u64>().map_err(io::Error::other)?;
-            }
-        }
-        Ok(total)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // End of stdin asks the server to exit; one that has not within a second is killed.
-        drop(self.stdin.take());
-        for _ in 0..100 {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// What one wrk run measured.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
@@ -295,19 +195,13 @@ struct Sample {
 
 /// Runs wrk against `server` for `duration` and reads its report.
 fn measure(
-    server: &Server,
+    server: &ServerProcess,
     conns: usize,
     script: Option<&PathBuf>,
     duration: Duration,
     pin: bool,
 ) -> Result<Sample, String> {
-    let mut cmd = if pin {
-        let mut cmd = Command::new("taskset");
-        cmd.args(["-c", &WRK_CPU.to_string(), "wrk"]);
-        cmd
-    } else {
-        Command::new("wrk")
-    };
+    let mut cmd = pin::command("wrk", pin.then_some(WRK_CPU));
     cmd.args(["-t1", "--latency", "--timeout", "5s"])
         .arg(format!("-c{conns}"))
         .arg(format!("-d{}s", duration.as_secs().max(1)));
@@ -396,37 +290,8 @@ fn pipeline_script(depth: usize) -> io::Result<PathBuf> {
     Ok(path)
 }
 
-/// `target/` of this build: the benchmark runs as `target/<profile>/deps/http-<hash>`.
-fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return dir.into();
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().nth(3).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("target"))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-/// "median [min–max]" of per-round ratios.
-fn ratio_summary(ratios: &mut [f64]) -> String {
-    let m = median(ratios);
-    format!("{m:.2} [{:.2}–{:.2}]", ratios[0], ratios[ratios.len() - 1])
-}
-
 fn run(args: &Args) -> Result<(), String> {
-    let pin = !args.no_pin
-        && Command::new("taskset").arg("-V").output().is_ok()
-        && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    let pin = !args.no_pin && pin::unavailable().is_none();
     let rounds = args.rounds.max(1);
     let duration = Duration::from_secs(args.duration.max(1));
     println!(
@@ -439,8 +304,8 @@ fn run(args: &Args) -> Result<(), String> {
     );
     let mut servers = Vec::new();
     for kind in KINDS {
-        let server =
-            Server::spawn(kind, pin).map_err(|e| format!("start the {kind} server: {e}"))?;
+        let server = ServerProcess::spawn(SERVER_ENV, kind, pin.then_some(SERVER_CPU))
+            .map_err(|e| e.to_string())?;
         measure(&server, 100, None, WARMUP, pin).map_err(|e| format!("{kind} warm-up: {e}"))?;
         servers.push(server);
     }
@@ -470,25 +335,23 @@ fn run(args: &Args) -> Result<(), String> {
                     samples[k].push(sample);
                 }
             }
+            // Every round measured both servers, so none of these is empty.
             let med = |k: usize, f: fn(&Sample) -> f64| {
-                median(&mut samples[k].iter().map(f).collect::<Vec<_>>())
+                median(samples[k].iter().map(f).collect()).unwrap_or(f64::NAN)
             };
             let ratios = |f: fn(&Sample) -> f64| {
-                let mut r: Vec<f64> = (0..rounds)
-                    .map(|i| f(&samples[0][i]) / f(&samples[1][i]))
-                    .collect();
-                ratio_summary(&mut r)
+                Ratio::of(
+                    (0..rounds)
+                        .map(|i| f(&samples[0][i]) / f(&samples[1][i]))
+                        .collect(),
+                )
             };
             let rps = |s: &Sample| s.requests_per_s;
             let cpu = |s: &Sample| s.cpu_ns_per_request;
             // The median of the p99s wrk did measure, or a dash.
             let p99 = |k: usize| {
-                let mut got: Vec<f64> = samples[k].iter().filter_map(|s| s.p99_ms).collect();
-                if got.is_empty() {
-                    "—".to_string()
-                } else {
-                    format!("{:.1}", median(&mut got))
-                }
+                let got: Vec<f64> = samples[k].iter().filter_map(|s| s.p99_ms).collect();
+                median(got).map_or_else(|| "—".to_string(), |m| format!("{m:.1}"))
             };
             println!(
                 "| {conns} | {depth} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {} | {} / {} |",

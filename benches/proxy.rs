@@ -24,6 +24,8 @@
 //! the echo server and the proxy compete for the cores, so the ratios say more than the
 //! absolute figures, and a small difference needs a repeat before it means anything.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../examples/tcp_proxy/proxy.rs"]
 mod proxy;
 
@@ -35,6 +37,9 @@ use std::time::{Duration, Instant};
 
 use sockloop::{Context, Handler, Input, Reactor};
 
+use common::cpu;
+use common::stats::{range, Ratio};
+
 const BLOCK: usize = 64 << 10;
 
 /// A server thread: where it listens and its kernel thread id (for its CPU time).
@@ -43,19 +48,9 @@ struct Served {
     tid: u32,
 }
 
-/// This thread's kernel id, from `/proc/thread-self` (a link to `PID/task/TID`).
-fn current_tid() -> u32 {
-    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
-    let tid = link.file_name().and_then(|n| n.to_str()).expect("tid");
-    tid.parse().expect("tid")
-}
-
 /// Time thread `tid` of this process has spent on CPU.
 fn thread_cpu(tid: u32) -> Duration {
-    let path = format!("/proc/self/task/{tid}/schedstat");
-    let text = std::fs::read_to_string(&path).expect("schedstat");
-    let ns = text.split_whitespace().next().and_then(|n| n.parse().ok());
-    Duration::from_nanos(ns.expect("schedstat run time"))
+    Duration::from_nanos(cpu::thread_ns(tid).expect("schedstat run time"))
 }
 
 struct Echo;
@@ -74,7 +69,7 @@ fn sockloop_thread(setup: impl FnOnce(&mut Reactor) -> SocketAddr + Send + 'stat
         let addr = setup(&mut reactor);
         tx.send(Served {
             addr,
-            tid: current_tid(),
+            tid: cpu::current_tid().expect("tid"),
         })
         .expect("bench gone");
         reactor.run().expect("run");
@@ -94,7 +89,7 @@ fn tokio_proxy(upstream: SocketAddr) -> Served {
             let addr = listener.local_addr().unwrap();
             tx.send(Served {
                 addr,
-                tid: current_tid(),
+                tid: cpu::current_tid().expect("tid"),
             })
             .expect("bench gone");
             loop {
@@ -163,15 +158,12 @@ fn transfer(addr: SocketAddr, bytes: usize) -> Duration {
     took
 }
 
+/// The middle value; for an even count, the upper of the two middle ones. (`common::stats::median`
+/// takes their mean instead; this one is kept as it was, so that no figure of this bench changes
+/// meaning.)
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-fn range(values: &[f64]) -> (f64, f64) {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (min, max)
 }
 
 /// `--rounds N` and `--mib N` from the command line (cargo's own `--bench` is ignored).
@@ -240,17 +232,21 @@ fn main() {
         };
         println!("| {name} | {rate:.0} [{lo:.0}–{hi:.0}] | {cpu_cell} |");
     }
-    let ratio = |a: &[f64], b: &[f64]| -> (f64, f64, f64) {
+    let ratio = |a: &[f64], b: &[f64]| -> Ratio {
         let mut r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
-        let (lo, hi) = range(&r);
-        (median(&mut r), lo, hi)
+        let (min, max) = range(&r);
+        Ratio {
+            median: median(&mut r),
+            min,
+            max,
+        }
     };
-    for (what, (m, lo, hi)) in [
+    for (what, ratio) in [
         ("throughput sockloop/direct", ratio(&rates[1], &rates[0])),
         ("throughput sockloop/tokio", ratio(&rates[1], &rates[2])),
         ("proxy CPU per GiB sockloop/tokio", ratio(&cpu[1], &cpu[2])),
     ] {
-        println!("{what}: {m:.2} [{lo:.2}–{hi:.2}]");
+        println!("{what}: {ratio}");
     }
 }
 

@@ -45,6 +45,11 @@
 //! when `redis-server` or `redis-benchmark` is not installed (`apt-get install redis-server
 //! redis-tools`).
 
+#[path = "common/mod.rs"]
+mod common;
+#[path = "resp/report.rs"]
+mod report;
+
 use std::fs;
 use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -54,14 +59,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-#[path = "resp/report.rs"]
-mod report;
-
+use common::cli::{self, CargoBench};
+use common::cpu;
+use common::out::target_dir;
+use common::pin::{self, CLIENT_CPU, SERVER_CPU};
 use report::{Sample, REDIS};
-
-/// Where the servers run, and where `redis-benchmark` runs.
-const SERVER_CPU: &str = "0";
-const CLIENT_CPU: &str = "1";
 /// How long a server may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Requests of the warm-up invocation each server gets before the rounds.
@@ -102,12 +104,8 @@ struct Args {
     /// Directory for the CSV files [default: target/bench-resp].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Passed by `cargo bench`; ignored.
-    #[arg(long, hide = true)]
-    bench: bool,
-    /// Benchmark filters passed by `cargo bench`; ignored.
-    #[arg(hide = true)]
-    filters: Vec<String>,
+    #[command(flatten)]
+    cargo: CargoBench,
 }
 
 fn main() -> ExitCode {
@@ -124,21 +122,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("resp bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_code("resp bench", run(args))
 }
 
 fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
     let target = target_dir();
     let example = build_example(&target)?;
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pin = !args.no_pin && cpus >= 2 && Command::new("taskset").arg("-V").output().is_ok();
+    let pin = !args.no_pin && pin::unavailable().is_none();
     if !pin {
         println!("note: not pinning (--no-pin, one CPU, or no taskset): figures are noisier");
     }
@@ -164,8 +155,8 @@ fn run(args: Args) -> Result<(), String> {
         args.pipelined_requests,
         args.pipeline,
         args.rounds,
-        if pin { SERVER_CPU } else { "any" },
-        if pin { CLIENT_CPU } else { "any" },
+        cpu_name(SERVER_CPU, pin),
+        cpu_name(CLIENT_CPU, pin),
     );
     let mut samples = Vec::new();
     for round in 0..args.rounds {
@@ -203,15 +194,13 @@ fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-/// `target/` of this build: the benchmark runs as `target/<profile>/deps/resp-<hash>`.
-fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return dir.into();
+/// `cpu` as the headline names it: "any" when not pinning.
+fn cpu_name(cpu: usize, pin: bool) -> String {
+    if pin {
+        cpu.to_string()
+    } else {
+        "any".to_string()
     }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().nth(3).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("target"))
 }
 
 /// Builds the example in release mode (`cargo bench` does not build examples) and returns its
@@ -241,20 +230,9 @@ struct Server {
     addr: SocketAddr,
 }
 
-/// `cmd` under `taskset -c cpu` when pinning.
-fn pinned(program: &Path, cpu: &str, pin: bool) -> Command {
-    if pin {
-        let mut cmd = Command::new("taskset");
-        cmd.args(["-c", cpu]).arg(program);
-        cmd
-    } else {
-        Command::new(program)
-    }
-}
-
 impl Server {
     fn sockloop(example: &Path, busy_poll: u64, pin: bool) -> Result<Server, String> {
-        let mut child = pinned(example, SERVER_CPU, pin)
+        let mut child = pin::command(example, pin.then_some(SERVER_CPU))
             .args(["--addr", "127.0.0.1:0"])
             .args(["--busy-poll", &busy_poll.to_string()])
             .env("RUST_LOG", "warn")
@@ -296,7 +274,7 @@ impl Server {
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("cannot find a free port: {e}"))?
             .port();
-        let child = pinned(Path::new("redis-server"), SERVER_CPU, pin)
+        let child = pin::command("redis-server", pin.then_some(SERVER_CPU))
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--io-threads", "1"])
             .args(["--daemonize", "no", "--protected-mode", "no"])
@@ -329,8 +307,7 @@ impl Server {
     /// and voluntary context switches (each one a sleep, mostly in `epoll_wait`).
     fn usage(&self) -> io::Result<Usage> {
         let mut total = Usage::default();
-        for task in fs::read_dir(format!("/proc/{}/task", self.child.id()))? {
-            let dir = task?.path();
+        for dir in cpu::tasks(self.child.id())? {
             // A thread that exited between the listing and the reads no longer counts.
             let (Ok(sched), Ok(status)) = (
                 fs::read_to_string(dir.join("schedstat")),
@@ -338,11 +315,7 @@ impl Server {
             ) else {
                 continue;
             };
-            total.cpu_ns += sched
-                .split_whitespace()
-                .next()
-                .and_then(|f| f.parse::<u64>().ok())
-                .ok_or_else(|| io::Error::other("unexpected schedstat format"))?;
+            total.cpu_ns += cpu::schedstat_ns(&sched)?;
             total.sleeps += status
                 .lines()
                 .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
@@ -376,7 +349,7 @@ fn benchmark(
     pipeline: usize,
     pin: bool,
 ) -> Result<Vec<Sample>, String> {
-    let mut cmd = pinned(Path::new("redis-benchmark"), CLIENT_CPU, pin);
+    let mut cmd = pin::command("redis-benchmark", pin.then_some(CLIENT_CPU));
     cmd.args(["-h", &server.addr.ip().to_string()])
         .args(["-p", &server.addr.port().to_string()])
         .args([

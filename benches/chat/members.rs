@@ -12,23 +12,22 @@
 //! then does the next step start, so at most S lines (about 70 bytes each) wait for any member,
 //! far below the chat's 64 KiB mark past which a member is skipped. A line's latency is the time
 //! from just before its `write` to the moment the last member's copy was read. Every copy is
-//! checked: it must come from the sender its text names, never to that sender itself, and carry
-//! the current step's sequence number, above the last one this member had from that sender (so
-//! nothing arrives twice, late or out of order), and the step ends only once every copy is in
-//! (so nothing is lost). Any other line during a step fails the run at once: a notice that a
-//! member missed lines (it was skipped), left or was dropped.
+//! checked as `broadcast/step.rs` says, and never goes to its sender. Any other line during a
+//! step fails the run at once: a notice that a member missed lines (it was skipped), left or
+//! was dropped.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sockloop::mio::net::TcpStream as MioStream;
 use sockloop::mio::{Events, Interest, Poll, Token};
 
+use crate::broadcast::step::{self, parse_copy, payload, Step};
+use crate::broadcast::Room;
+
 /// Bytes of every line a sender sends, its newline included.
 pub const LINE_SIZE: usize = 64;
-/// Longest a step (or one member's join) may take before the benchmark gives up.
-const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest line a member accepts from the server (the example's limit), to catch a runaway.
 const MAX_LINE: usize = 4096;
 
@@ -47,22 +46,9 @@ pub struct Members {
     step: u64,
 }
 
-/// The progress of one step, updated as copies arrive.
-struct Step {
-    seq: u64,
-    /// When each sender's line went out.
-    sent: Vec<Instant>,
-    /// Copies of each sender's line still to arrive.
-    remaining: Vec<usize>,
-    /// Copies of all lines still to arrive.
-    left: usize,
-    /// Copies each member has received.
-    heard: Vec<usize>,
-}
-
-impl Members {
+impl Room for Members {
     /// Connects `count` members named m0, m1, ... to the chat at `addr`, one after another.
-    pub fn join(addr: SocketAddr, count: usize) -> Result<Members, String> {
+    fn join(addr: SocketAddr, count: usize) -> Result<Members, String> {
         let mut members = Members {
             poll: Poll::new().map_err(|e| format!("mio poll: {e}"))?,
             events: Events::with_capacity(count.max(16)),
@@ -78,6 +64,50 @@ impl Members {
         Ok(members)
     }
 
+    /// Runs one step with senders 0..`senders`; adds each line's latency (send to last copy
+    /// read) to `latencies`.
+    fn step(&mut self, senders: usize, latencies: &mut Vec<Duration>) -> Result<(), String> {
+        let count = self.streams.len();
+        self.step += 1;
+        let mut step = Step::new(self.step, senders, count - 1);
+        // Copies each member has received.
+        let mut heard = vec![0; count];
+        for s in 0..senders {
+            let line = line(s, step.seq);
+            step.sending();
+            send(&mut self.streams[s], s, &line)?;
+        }
+        let seq = step.seq;
+        let mut last = std::mem::take(&mut self.last);
+        let result = self
+            .pump(&mut |m, line| on_copy(m, line, &mut last[m], &mut step, &mut heard, latencies));
+        self.last = last;
+        result.map_err(|e| {
+            // Name who is short: a member the server skipped never gets its copies.
+            let expected = |m: usize| senders - usize::from(m < senders);
+            let short: Vec<String> = (0..count)
+                .filter(|&m| heard[m] < expected(m))
+                .map(|m| format!("m{m} has {} of {}", heard[m], expected(m)))
+                .collect();
+            match short.len() {
+                0 => format!("step {seq}: {e}"),
+                n => format!("step {seq}: {e}; {n} members short: {}", short.join(", ")),
+            }
+        })
+    }
+
+    /// Members in the room.
+    fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// A member does not hear its own lines.
+    fn copies_per_step(&self, senders: usize) -> usize {
+        senders * (self.streams.len() - 1)
+    }
+}
+
+impl Members {
     /// Member k joins; returns once it is welcomed and every earlier member heard it join.
     fn join_one(&mut self, addr: SocketAddr, k: usize) -> Result<(), String> {
         let stream = TcpStream::connect(addr).map_err(|e| format!("m{k}: connect: {e}"))?;
@@ -126,79 +156,23 @@ impl Members {
             .map_err(|e| format!("m{k} joining: {e}"))
     }
 
-    /// Runs one step with senders 0..`senders`; adds each line's latency (send to last copy
-    /// read) to `latencies`.
-    pub fn step(&mut self, senders: usize, latencies: &mut Vec<Duration>) -> Result<(), String> {
-        let count = self.streams.len();
-        self.step += 1;
-        let mut step = Step {
-            seq: self.step,
-            sent: Vec::with_capacity(senders),
-            remaining: vec![count - 1; senders],
-            left: senders * (count - 1),
-            heard: vec![0; count],
-        };
-        for s in 0..senders {
-            let line = line(s, step.seq);
-            step.sent.push(Instant::now());
-            send(&mut self.streams[s], s, &line)?;
-        }
-        let seq = step.seq;
-        let mut last = std::mem::take(&mut self.last);
-        let result = self.pump(&mut |m, line| on_copy(m, line, &mut last[m], &mut step, latencies));
-        self.last = last;
-        result.map_err(|e| {
-            // Name who is short: a member the server skipped never gets its copies.
-            let expected = |m: usize| senders - usize::from(m < senders);
-            let short: Vec<String> = (0..count)
-                .filter(|&m| step.heard[m] < expected(m))
-                .map(|m| format!("m{m} has {} of {}", step.heard[m], expected(m)))
-                .collect();
-            match short.len() {
-                0 => format!("step {seq}: {e}"),
-                n => format!("step {seq}: {e}; {n} members short: {}", short.join(", ")),
-            }
-        })
-    }
-
-    /// Members in the room.
-    pub fn len(&self) -> usize {
-        self.streams.len()
-    }
-
     /// Waits for readiness and reads the ready members until `on_line` reports completion,
-    /// within [`STEP_TIMEOUT`].
+    /// within [`step::STEP_TIMEOUT`].
     fn pump(
         &mut self,
         on_line: &mut impl FnMut(usize, &[u8]) -> Result<bool, String>,
     ) -> Result<(), String> {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(format!("incomplete after {STEP_TIMEOUT:?}"));
-            }
-            match self.poll.poll(&mut self.events, Some(deadline - now)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("poll: {e}")),
-            }
-            let mut done = false;
-            for event in self.events.iter() {
-                let m = event.token().0;
-                // Every ready member is read to the end (edge-triggered), even once done.
-                done |= drain(
-                    m,
-                    &mut self.streams[m],
-                    &mut self.partial[m],
-                    &mut self.scratch,
-                    on_line,
-                )?;
-            }
-            if done {
-                return Ok(());
-            }
-        }
+        let Members {
+            poll,
+            events,
+            streams,
+            partial,
+            scratch,
+            ..
+        } = self;
+        step::pump(poll, events, |m| {
+            drain(m, &mut streams[m], &mut partial[m], scratch, on_line)
+        })
     }
 }
 
@@ -212,10 +186,9 @@ fn send(stream: &mut MioStream, m: usize, line: &[u8]) -> Result<(), String> {
     }
 }
 
-/// The line sender `s` sends in step `seq`: "sss qqqqqqqqqqqq xxx...x\n", 64 bytes.
+/// The line sender `s` sends in step `seq`: its payload and a newline, 64 bytes.
 fn line(s: usize, seq: u64) -> Vec<u8> {
-    let mut line = format!("{s:03} {seq:012} ").into_bytes();
-    line.resize(LINE_SIZE - 1, b'x');
+    let mut line = payload(s, seq, LINE_SIZE - 1).into_bytes();
     line.push(b'\n');
     line
 }
@@ -227,6 +200,7 @@ fn on_copy(
     line: &[u8],
     last: &mut [u64],
     step: &mut Step,
+    heard: &mut [usize],
     latencies: &mut Vec<Duration>,
 ) -> Result<bool, String> {
     let text = String::from_utf8_lossy(line);
@@ -242,28 +216,12 @@ fn on_copy(
         .strip_prefix('<')
         .and_then(|t| t.split_once("> "))
         .ok_or_else(bad)?;
-    let s: usize = body.get(..3).and_then(|d| d.parse().ok()).ok_or_else(bad)?;
-    let seq: u64 = body
-        .get(4..16)
-        .and_then(|d| d.parse().ok())
+    let (s, seq) = parse_copy(name, body, LINE_SIZE - 1)
+        .filter(|&(s, _)| s != m)
         .ok_or_else(bad)?;
-    if name.strip_prefix('m') != Some(&s.to_string()) || body.len() != LINE_SIZE - 1 || s == m {
-        return Err(bad());
-    }
-    if s >= step.remaining.len() || seq != step.seq || seq <= last[s] {
-        return Err(format!(
-            "m{m} got sequence {seq} from m{s} after {}, in step {}: lost, repeated or out of order",
-            last[s], step.seq
-        ));
-    }
-    last[s] = seq;
-    step.remaining[s] -= 1;
-    if step.remaining[s] == 0 {
-        latencies.push(step.sent[s].elapsed());
-    }
-    step.heard[m] += 1;
-    step.left -= 1;
-    Ok(step.left == 0)
+    let done = step.copy(m, s, seq, last, latencies)?;
+    heard[m] += 1;
+    Ok(done)
 }
 
 /// Reads member `m` until its socket is empty, handing each complete line (without its

@@ -27,9 +27,10 @@ use std::rc::Rc;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use crate::broadcast::tokio_room;
 use crate::room::check_nick;
 
 /// What a member sees first (the example's words).
@@ -54,24 +55,10 @@ struct Room {
 
 type SharedRoom = Rc<RefCell<Room>>;
 
-/// Listens on `addr`, hands the bound address to `ready`, and serves the room forever (the
-/// caller's process ends it).
-pub fn serve(addr: SocketAddr, ready: impl FnOnce(SocketAddr)) -> io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
-        let listener = TcpListener::bind(addr).await?;
-        ready(listener.local_addr()?);
-        let room = SharedRoom::default();
-        loop {
-            let (stream, _) = listener.accept().await?;
-            // As sockloop's listeners do by default.
-            stream.set_nodelay(true)?;
-            tokio::task::spawn_local(member(stream, SharedRoom::clone(&room)));
-        }
-    })
+/// Serves the room on `addr`, printing the bound address, until the process ends (see
+/// [`tokio_room::serve`]).
+pub fn serve(addr: SocketAddr) -> io::Result<()> {
+    tokio_room::serve(addr, member)
 }
 
 /// One connection: the nickname, then a member until it closes or fails.

@@ -1,5 +1,6 @@
-//! What the benchmark observes of a server process from outside: CPU time and resident memory
-//! from `/proc`, system calls from `perf stat`, and CPU placement with `taskset`.
+//! What the echo benchmark observes of a server process from outside beyond its CPU time
+//! (`common/cpu.rs`): resident memory and descriptors from `/proc`, and system calls from
+//! `perf stat`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -7,26 +8,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
-
-/// Nanoseconds the process has spent on a CPU (user and kernel), summed over its threads: the
-/// first field of `/proc/PID/task/*/schedstat`. Finer than `utime + stime` of `/proc/PID/stat`,
-/// which come in 10 ms clock ticks.
-pub fn cpu_ns(pid: u32) -> io::Result<u64> {
-    let mut total = 0;
-    for task in fs::read_dir(format!("/proc/{pid}/task"))? {
-        let path = task?.path().join("schedstat");
-        // A thread that exited between the listing and the read no longer counts.
-        let Ok(text) = fs::read_to_string(path) else {
-            continue;
-        };
-        total += text
-            .split_whitespace()
-            .next()
-            .and_then(|f| f.parse::<u64>().ok())
-            .ok_or_else(|| io::Error::other("unexpected schedstat format"))?;
-    }
-    Ok(total)
-}
 
 /// Resident set size in bytes (`VmRSS` of `/proc/PID/status`): the process's user-space memory
 /// that is actually in RAM. Socket buffers and epoll entries live in the kernel and do not count.
@@ -70,35 +51,6 @@ pub fn settled_rss(pid: u32, fds: usize, timeout: Duration) -> io::Result<u64> {
             return Ok(now);
         }
         last = now;
-    }
-}
-
-/// Whether `taskset` can be run (util-linux).
-pub fn have_taskset() -> bool {
-    Command::new("taskset")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Pins every thread of this process to `cpu` (threads started later inherit it).
-pub fn pin_self(cpu: usize) -> io::Result<()> {
-    let status = Command::new("taskset")
-        .args([
-            "-a",
-            "-c",
-            "-p",
-            &cpu.to_string(),
-            &std::process::id().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!("taskset exited with {status}")))
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use crate::common::stats::{median, Ratio};
 use crate::servers::Kind;
 
 /// One load shape: `active` ping-pong connections beside `idle` silent ones.
@@ -58,19 +59,6 @@ pub struct Sample {
     pub load_ok: bool,
     /// The load generator's failure, error and corruption counts, as text.
     pub issues: String,
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
 }
 
 impl Sample {
@@ -127,15 +115,6 @@ impl Row {
     }
 }
 
-/// sockloop's CPU per message over a peer's: the median of the per-round ratios (each round
-/// runs the servers back to back, so a ratio compares like with like) and their range.
-#[derive(Clone, Copy, Debug)]
-pub struct Ratio {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
 /// Everything the benchmark measured.
 pub struct Results {
     pub kinds: Vec<Kind>,
@@ -152,7 +131,8 @@ impl Results {
         row.samples.get(self.index(kind)?)?.as_ref()
     }
 
-    /// sockloop's CPU per message divided by `peer`'s, paired by round.
+    /// sockloop's CPU per message divided by `peer`'s, paired by round (each round runs the
+    /// servers back to back, so a ratio compares like with like); `None` without a pair.
     pub fn cpu_ratio(&self, row: &Row, peer: Kind) -> Option<Ratio> {
         let ours = row.rounds.get(self.index(Kind::Sockloop)?)?;
         let theirs = row.rounds.get(self.index(peer)?)?;
@@ -161,11 +141,7 @@ impl Results {
             .zip(theirs)
             .filter_map(|(a, b)| Some(a.as_ref()?.cpu_us_per_msg / b.as_ref()?.cpu_us_per_msg))
             .collect();
-        Some(Ratio {
-            median: median(ratios.clone())?,
-            min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
-            max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        })
+        (!ratios.is_empty()).then(|| Ratio::of(ratios))
     }
 
     fn peers(&self) -> impl Iterator<Item = Kind> + '_ {

@@ -1,7 +1,9 @@
 //! The resp bench's results: medians, per-round ratios against Redis, two tables and CSV files.
 
-use std::fs;
 use std::path::Path;
+
+use crate::common::out;
+use crate::common::stats::{median, Ratio};
 
 /// The name of the real Redis among the servers; every ratio is some server over this one.
 pub const REDIS: &str = "redis";
@@ -23,15 +25,6 @@ pub struct Sample {
     pub sleeps_per_kreq: f64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 /// One printed table: which figure of the samples it shows, and how.
 struct Table {
     title: &'static str,
@@ -48,17 +41,12 @@ struct Row<'a> {
 
 impl Row<'_> {
     fn median(&self, server: &str, field: fn(&Sample) -> f64) -> f64 {
-        median(
-            self.samples
-                .iter()
-                .filter(|s| s.server == server)
-                .map(|s| field(s))
-                .collect(),
-        )
+        let values = self.samples.iter().filter(|s| s.server == server);
+        median(values.map(|s| field(s)).collect()).unwrap_or(f64::NAN)
     }
 
-    /// `server`/Redis of `field` in each round where both ran: (median, min, max).
-    fn ratio(&self, server: &str, field: fn(&Sample) -> f64) -> (f64, f64, f64) {
+    /// `server`/Redis of `field` in each round where both ran.
+    fn ratio(&self, server: &str, field: fn(&Sample) -> f64) -> Ratio {
         let of = |name: &str, round: usize| {
             self.samples
                 .iter()
@@ -71,12 +59,11 @@ impl Row<'_> {
             .map(|s| s.round)
             .max()
             .map_or(0, |r| r + 1);
-        let v: Vec<f64> = (0..rounds)
-            .filter_map(|r| Some(of(server, r)? / of(REDIS, r)?))
-            .collect();
-        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (median(v), lo, hi)
+        Ratio::of(
+            (0..rounds)
+                .filter_map(|r| Some(of(server, r)? / of(REDIS, r)?))
+                .collect(),
+        )
     }
 }
 
@@ -144,10 +131,10 @@ pub fn report(samples: &[Sample], servers: &[String], out: &Path) -> Result<(), 
                 row.median(REDIS, field)
             );
             for server in servers {
-                let (ratio, lo, hi) = row.ratio(server, field);
                 line.push_str(&format!(
-                    " {:.decimals$} | {ratio:.2} [{lo:.2}–{hi:.2}] |",
-                    row.median(server, field)
+                    " {:.decimals$} | {} |",
+                    row.median(server, field),
+                    row.ratio(server, field)
                 ));
             }
             println!("{line}");
@@ -155,12 +142,18 @@ pub fn report(samples: &[Sample], servers: &[String], out: &Path) -> Result<(), 
     }
     for (pipeline, test, row) in &rows {
         for server in servers.iter().map(String::as_str).chain([REDIS]) {
-            let (rps, rps_lo, rps_hi) = row.ratio(server, |s| s.rps);
-            let (cpu, cpu_lo, cpu_hi) = row.ratio(server, |s| s.cpu_us_per_req);
+            let rps = row.ratio(server, |s| s.rps);
+            let cpu = row.ratio(server, |s| s.cpu_us_per_req);
             csv.push_str(&format!(
-                "{test},{pipeline},{server},{:.0},{rps:.3},{rps_lo:.3},{rps_hi:.3},{:.4},{cpu:.3},{cpu_lo:.3},{cpu_hi:.3},{:.2},{:.3}\n",
+                "{test},{pipeline},{server},{:.0},{:.3},{:.3},{:.3},{:.4},{:.3},{:.3},{:.3},{:.2},{:.3}\n",
                 row.median(server, |s| s.rps),
+                rps.median,
+                rps.min,
+                rps.max,
                 row.median(server, |s| s.cpu_us_per_req),
+                cpu.median,
+                cpu.min,
+                cpu.max,
                 row.median(server, |s| s.sleeps_per_kreq),
                 row.median(server, |s| s.p50_ms),
             ));
@@ -181,11 +174,11 @@ pub fn report(samples: &[Sample], servers: &[String], out: &Path) -> Result<(), 
             s.sleeps_per_kreq
         ));
     }
-    fs::create_dir_all(out).map_err(|e| format!("mkdir {}: {e}", out.display()))?;
-    for (name, text) in [("resp.csv", csv), ("resp-rounds.csv", rounds)] {
-        let path = out.join(name);
-        fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
-    }
-    println!("\nCSV in {}", out.display());
-    Ok(())
+    out::write_csv_files(
+        out,
+        [
+            ("resp.csv".to_string(), csv),
+            ("resp-rounds.csv".to_string(), rounds),
+        ],
+    )
 }

@@ -9,25 +9,23 @@
 //! has received every one of them. Only then does the next step start, so at most S messages
 //! wait for any member and the server's output cap is never approached. A message's latency is
 //! the time from just before its `send` to the moment the last member's copy was read. Every
-//! copy is checked: it must come from the sender its payload names and carry the current step's
-//! sequence number, above the last one this member had from that sender (so nothing arrives
-//! twice, late or out of order), and the step ends only once every copy is in (so nothing is
-//! lost).
+//! copy is checked as `broadcast/step.rs` says.
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sockloop::mio::unix::SourceFd;
 use sockloop::mio::{Events, Interest, Poll, Token};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+use crate::broadcast::step::{self, parse_copy, payload, Step, STEP_TIMEOUT};
+use crate::broadcast::Room;
+
 /// Bytes of every message a sender sends.
 pub const MESSAGE_SIZE: usize = 64;
-/// Longest a step (or joining the room) may take before the benchmark gives up.
-const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Ws = WebSocket<TcpStream>;
 
@@ -42,21 +40,10 @@ pub struct Members {
     step: u64,
 }
 
-/// The progress of one step, updated as copies arrive.
-struct Step {
-    seq: u64,
-    /// When each sender's message went out.
-    sent: Vec<Instant>,
-    /// Copies of each sender's message still to arrive.
-    remaining: Vec<usize>,
-    /// Copies of all messages still to arrive.
-    left: usize,
-}
-
-impl Members {
+impl Room for Members {
     /// Connects `count` members named m0, m1, ... to the chat at `addr`, and returns once every
     /// one of them has heard the last join announced ("(count here)").
-    pub fn join(addr: SocketAddr, count: usize) -> Result<Members, String> {
+    fn join(addr: SocketAddr, count: usize) -> Result<Members, String> {
         let poll = Poll::new().map_err(|e| format!("mio poll: {e}"))?;
         let mut sockets = Vec::with_capacity(count);
         for m in 0..count {
@@ -125,19 +112,14 @@ impl Members {
 
     /// Runs one step with senders 0..`senders`; adds each message's latency (send to last
     /// copy read) to `latencies`.
-    pub fn step(&mut self, senders: usize, latencies: &mut Vec<Duration>) -> Result<(), String> {
+    fn step(&mut self, senders: usize, latencies: &mut Vec<Duration>) -> Result<(), String> {
         let count = self.sockets.len();
         self.step += 1;
         let seq = self.step;
-        let mut step = Step {
-            seq,
-            sent: Vec::with_capacity(senders),
-            remaining: vec![count; senders],
-            left: senders * count,
-        };
+        let mut step = Step::new(seq, senders, count);
         for s in 0..senders {
-            let text = payload(s, step.seq);
-            step.sent.push(Instant::now());
+            let text = payload(s, step.seq, MESSAGE_SIZE);
+            step.sending();
             match self.sockets[s].send(Message::text(text)) {
                 Ok(()) => {}
                 // Lock-step leaves nothing unsent from the step before, so a full socket
@@ -158,8 +140,13 @@ impl Members {
     }
 
     /// Members in the room.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.sockets.len()
+    }
+
+    /// Every member hears every message, its sender included.
+    fn copies_per_step(&self, senders: usize) -> usize {
+        senders * self.sockets.len()
     }
 }
 
@@ -169,13 +156,6 @@ fn config() -> WebSocketConfig {
     // of each drain that finds the socket empty: at the default 128 KiB, that would be most of
     // this thread's work. 4 KiB holds a step's 50 copies, and is what the servers read with.
     WebSocketConfig::default().read_buffer_size(4 << 10)
-}
-
-/// The message sender `s` sends in step `seq`: "sss qqqqqqqqqqqq " padded to 64 bytes.
-fn payload(s: usize, seq: u64) -> String {
-    let mut text = format!("{s:03} {seq:012} ");
-    text.extend(std::iter::repeat_n('x', MESSAGE_SIZE - text.len()));
-    text
 }
 
 /// Checks one copy member `m` received during `step` ("m<s>: <payload>") and accounts for it;
@@ -189,27 +169,8 @@ fn on_chat(
 ) -> Result<bool, String> {
     let bad = || format!("m{m} got {text:?} in step {}", step.seq);
     let (name, body) = text.split_once(": ").ok_or_else(bad)?;
-    let s: usize = body.get(..3).and_then(|d| d.parse().ok()).ok_or_else(bad)?;
-    let seq: u64 = body
-        .get(4..16)
-        .and_then(|d| d.parse().ok())
-        .ok_or_else(bad)?;
-    if name.strip_prefix('m') != Some(&s.to_string()) || body.len() != MESSAGE_SIZE {
-        return Err(bad());
-    }
-    if s >= step.remaining.len() || seq != step.seq || seq <= last[s] {
-        return Err(format!(
-            "m{m} got sequence {seq} from m{s} after {}, in step {}: lost, repeated or out of order",
-            last[s], step.seq
-        ));
-    }
-    last[s] = seq;
-    step.remaining[s] -= 1;
-    if step.remaining[s] == 0 {
-        latencies.push(step.sent[s].elapsed());
-    }
-    step.left -= 1;
-    Ok(step.left == 0)
+    let (s, seq) = parse_copy(name, body, MESSAGE_SIZE).ok_or_else(bad)?;
+    step.copy(m, s, seq, last, latencies)
 }
 
 /// Waits for readiness and reads the ready members until `on_text` reports completion, within
@@ -220,27 +181,7 @@ fn pump(
     sockets: &mut [Ws],
     on_text: &mut impl FnMut(usize, &str) -> Result<bool, String>,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(format!("incomplete after {STEP_TIMEOUT:?}"));
-        }
-        match poll.poll(events, Some(deadline - now)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("poll: {e}")),
-        }
-        let mut done = false;
-        for event in events.iter() {
-            let m = event.token().0;
-            // Every ready member is read to the end (edge-triggered), even once done.
-            done |= drain(m, &mut sockets[m], on_text)?;
-        }
-        if done {
-            return Ok(());
-        }
-    }
+    step::pump(poll, events, |m| drain(m, &mut sockets[m], on_text))
 }
 
 /// Reads member `m` until its socket is empty, handing each text to `on_text`; whether

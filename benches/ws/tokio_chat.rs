@@ -24,12 +24,13 @@ use std::rc::Rc;
 
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::{future, pin_mut, StreamExt, TryStreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::accept_hdr_async_with_config;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::broadcast::tokio_room;
 use crate::http::query_param;
 use crate::server::MAX_MESSAGE;
 
@@ -42,23 +43,10 @@ struct Room {
 
 type SharedRoom = Rc<RefCell<Room>>;
 
-/// Listens on `addr`, hands the bound address to `ready`, and serves the room forever (the
-/// caller's process ends it).
-pub fn serve(addr: SocketAddr, ready: impl FnOnce(SocketAddr)) -> io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
-        let listener = TcpListener::bind(addr).await?;
-        ready(listener.local_addr()?);
-        let room = SharedRoom::default();
-        loop {
-            let (stream, _) = listener.accept().await?;
-            stream.set_nodelay(true)?;
-            tokio::task::spawn_local(member(stream, SharedRoom::clone(&room)));
-        }
-    })
+/// Serves the room on `addr`, printing the bound address, until the process ends (see
+/// [`tokio_room::serve`]).
+pub fn serve(addr: SocketAddr) -> io::Result<()> {
+    tokio_room::serve(addr, member)
 }
 
 /// One connection: the handshake, then a member until either side ends it.

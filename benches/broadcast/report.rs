@@ -1,8 +1,11 @@
-//! The chat bench's results: medians over the rounds, per-round ratios sockloop/tokio, two
+//! A broadcast bench's results: medians over the rounds, per-round ratios sockloop/tokio, two
 //! tables on stdout and two CSV files.
 
-use std::fs;
 use std::path::Path;
+
+use super::Bench;
+use crate::common::out;
+use crate::common::stats::{median, Ratio};
 
 /// The servers, in table order; every ratio is the first over the second.
 pub const SERVERS: [&str; 2] = ["sockloop", "tokio"];
@@ -14,49 +17,38 @@ pub struct Sample {
     pub server: &'static str,
     pub senders: usize,
     pub members: usize,
+    /// Copies the server delivers per step (whether a sender hears itself is the chat's rule).
+    pub copies_per_step: usize,
     pub steps: u64,
     pub seconds: f64,
-    /// Copies read by members per second (every line reaches every member but its sender).
-    pub lines_per_s: f64,
+    /// Copies read by members per second.
+    pub copies_per_s: f64,
     /// Server CPU time (user + kernel, all threads) per delivered copy.
-    pub cpu_us_per_line: f64,
+    pub cpu_us_per_copy: f64,
     /// Share of the window the server spent on a CPU, and the benchmark's own thread.
     pub server_busy: f64,
     pub client_busy: f64,
-    /// Send to last member's copy, over the window's lines.
+    /// Send to last member's copy, over the window's messages.
     pub p50_us: f64,
     pub p99_us: f64,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// The samples of one sender count.
 struct Row<'a> {
     senders: usize,
     members: usize,
+    copies_per_step: usize,
     samples: Vec<&'a Sample>,
 }
 
 impl Row<'_> {
     fn median(&self, server: &str, field: fn(&Sample) -> f64) -> f64 {
-        median(
-            self.samples
-                .iter()
-                .filter(|s| s.server == server)
-                .map(|s| field(s))
-                .collect(),
-        )
+        let values = self.samples.iter().filter(|s| s.server == server);
+        median(values.map(|s| field(s)).collect()).unwrap_or(f64::NAN)
     }
 
-    /// sockloop/tokio of `field` in each round: (median, min, max).
-    fn ratio(&self, field: fn(&Sample) -> f64) -> (f64, f64, f64) {
+    /// sockloop/tokio of `field` in each round.
+    fn ratio(&self, field: fn(&Sample) -> f64) -> Ratio {
         let of = |server: &str, round: usize| {
             self.samples
                 .iter()
@@ -64,28 +56,28 @@ impl Row<'_> {
                 .map(|s| field(s))
         };
         let rounds = self.samples.iter().map(|s| s.round + 1).max().unwrap_or(0);
-        let v: Vec<f64> = (0..rounds)
-            .filter_map(|r| Some(of(SERVERS[0], r)? / of(SERVERS[1], r)?))
-            .collect();
-        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (median(v), lo, hi)
+        Ratio::of(
+            (0..rounds)
+                .filter_map(|r| Some(of(SERVERS[0], r)? / of(SERVERS[1], r)?))
+                .collect(),
+        )
     }
 
     /// "sockloop | tokio | ratio [min–max]" table cells.
     fn cells(&self, field: fn(&Sample) -> f64, decimals: usize) -> String {
-        let (r, lo, hi) = self.ratio(field);
         format!(
-            "{:.decimals$} | {:.decimals$} | {r:.2} [{lo:.2}–{hi:.2}]",
+            "{:.decimals$} | {:.decimals$} | {}",
             self.median(SERVERS[0], field),
             self.median(SERVERS[1], field),
+            self.ratio(field),
         )
     }
 }
 
-/// Prints the tables and writes `chat.csv` (medians and ratios per sender count and server) and
-/// `chat-rounds.csv` (every sample) into `out`.
-pub fn report(samples: &[Sample], out: &Path) -> Result<(), String> {
+/// Prints the tables and writes `NAME.csv` (medians and ratios per sender count and server)
+/// and `NAME-rounds.csv` (every sample) into `out`.
+pub fn report(bench: &Bench, samples: &[Sample], out: &Path) -> Result<(), String> {
+    let (name, unit) = (bench.name, bench.unit);
     let mut senders: Vec<usize> = samples.iter().map(|s| s.senders).collect();
     senders.sort_unstable();
     senders.dedup();
@@ -96,21 +88,22 @@ pub fn report(samples: &[Sample], out: &Path) -> Result<(), String> {
             Row {
                 senders: n,
                 members: samples.first().map_or(0, |s| s.members),
+                copies_per_step: samples.first().map_or(0, |s| s.copies_per_step),
                 samples,
             }
         })
         .collect();
 
-    println!("\ndelivered lines (copies read by members) per second and server CPU per delivered line; medians over the rounds, ratio sockloop/tokio: median of the per-round ratios [their range]\n");
-    println!("| senders | copies/step | lines/s sockloop | lines/s tokio | lines/s ratio | CPU µs/line sockloop | CPU µs/line tokio | CPU ratio |");
+    println!("\n{}; medians over the rounds, ratio sockloop/tokio: median of the per-round ratios [their range]\n", bench.rate_title);
+    println!("| senders | copies/step | {unit}s/s sockloop | {unit}s/s tokio | {unit}s/s ratio | CPU µs/{unit} sockloop | CPU µs/{unit} tokio | CPU ratio |");
     println!("|---|---|---|---|---|---|---|---|");
     for row in &rows {
         println!(
             "| {} | {} | {} | {} |",
             row.senders,
-            row.senders * (row.members - 1),
-            row.cells(|s| s.lines_per_s, 0),
-            row.cells(|s| s.cpu_us_per_line, 3),
+            row.copies_per_step,
+            row.cells(|s| s.copies_per_s, 0),
+            row.cells(|s| s.cpu_us_per_copy, 3),
         );
     }
     println!(
@@ -136,21 +129,27 @@ pub fn report(samples: &[Sample], out: &Path) -> Result<(), String> {
         );
     }
 
-    let mut csv = String::from(
-        "senders,members,server,lines_per_s,lines_ratio,lines_ratio_min,lines_ratio_max,cpu_us_per_line,cpu_ratio,cpu_ratio_min,cpu_ratio_max,p50_us,p50_ratio,p99_us,p99_ratio,server_busy,client_busy\n",
+    let mut csv = format!(
+        "senders,members,server,{unit}s_per_s,{unit}s_ratio,{unit}s_ratio_min,{unit}s_ratio_max,cpu_us_per_{unit},cpu_ratio,cpu_ratio_min,cpu_ratio_max,p50_us,p50_ratio,p99_us,p99_ratio,server_busy,client_busy\n",
     );
     for row in &rows {
-        let (lines, lines_lo, lines_hi) = row.ratio(|s| s.lines_per_s);
-        let (cpu, cpu_lo, cpu_hi) = row.ratio(|s| s.cpu_us_per_line);
-        let (p50, _, _) = row.ratio(|s| s.p50_us);
-        let (p99, _, _) = row.ratio(|s| s.p99_us);
+        let copies = row.ratio(|s| s.copies_per_s);
+        let cpu = row.ratio(|s| s.cpu_us_per_copy);
+        let p50 = row.ratio(|s| s.p50_us).median;
+        let p99 = row.ratio(|s| s.p99_us).median;
         for server in SERVERS {
             csv.push_str(&format!(
-                "{},{},{server},{:.0},{lines:.3},{lines_lo:.3},{lines_hi:.3},{:.4},{cpu:.3},{cpu_lo:.3},{cpu_hi:.3},{:.1},{p50:.3},{:.1},{p99:.3},{:.3},{:.3}\n",
+                "{},{},{server},{:.0},{:.3},{:.3},{:.3},{:.4},{:.3},{:.3},{:.3},{:.1},{p50:.3},{:.1},{p99:.3},{:.3},{:.3}\n",
                 row.senders,
                 row.members,
-                row.median(server, |s| s.lines_per_s),
-                row.median(server, |s| s.cpu_us_per_line),
+                row.median(server, |s| s.copies_per_s),
+                copies.median,
+                copies.min,
+                copies.max,
+                row.median(server, |s| s.cpu_us_per_copy),
+                cpu.median,
+                cpu.min,
+                cpu.max,
                 row.median(server, |s| s.p50_us),
                 row.median(server, |s| s.p99_us),
                 row.median(server, |s| s.server_busy),
@@ -158,8 +157,8 @@ pub fn report(samples: &[Sample], out: &Path) -> Result<(), String> {
             ));
         }
     }
-    let mut rounds = String::from(
-        "round,server,senders,members,steps,seconds,lines_per_s,cpu_us_per_line,p50_us,p99_us,server_busy,client_busy\n",
+    let mut rounds = format!(
+        "round,server,senders,members,steps,seconds,{unit}s_per_s,cpu_us_per_{unit},p50_us,p99_us,server_busy,client_busy\n",
     );
     for s in samples {
         rounds.push_str(&format!(
@@ -170,19 +169,19 @@ pub fn report(samples: &[Sample], out: &Path) -> Result<(), String> {
             s.members,
             s.steps,
             s.seconds,
-            s.lines_per_s,
-            s.cpu_us_per_line,
+            s.copies_per_s,
+            s.cpu_us_per_copy,
             s.p50_us,
             s.p99_us,
             s.server_busy,
             s.client_busy
         ));
     }
-    fs::create_dir_all(out).map_err(|e| format!("mkdir {}: {e}", out.display()))?;
-    for (name, text) in [("chat.csv", csv), ("chat-rounds.csv", rounds)] {
-        let path = out.join(name);
-        fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
-    }
-    println!("\nCSV in {}", out.display());
-    Ok(())
+    out::write_csv_files(
+        out,
+        [
+            (format!("{name}.csv"), csv),
+            (format!("{name}-rounds.csv"), rounds),
+        ],
+    )
 }
