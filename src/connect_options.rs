@@ -46,8 +46,7 @@ impl ConnectOptions {
     /// assert_eq!(options.get_output_watermarks(), (1 << 10, 8 << 10));
     /// ```
     pub fn output_watermarks(mut self, low: usize, high: usize) -> Self {
-        self.limits.high_water = high.max(1);
-        self.limits.low_water = low.min(self.limits.high_water);
+        self.limits.set_watermarks(low, high);
         self
     }
 

@@ -60,6 +60,13 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Sets the output watermarks, the low one clamped to the high one (shared by
+    /// `ListenOptions` and `ConnectOptions`).
+    pub(crate) fn set_watermarks(&mut self, low: usize, high: usize) {
+        self.high_water = high.max(1);
+        self.low_water = low.min(self.high_water);
+    }
+
     /// Orders the marks so that `low <= high <= max_output` whatever the user set: a low mark
     /// above the high one would resume reading while still over it, and a cap below the high
     /// mark would reset connections that are merely slow.
