@@ -72,6 +72,11 @@ pub(crate) struct Core {
     next_gen: u32,
     /// Connections with output or a state change queued from outside their own callback.
     pub(crate) dirty: Vec<ConnId>,
+    /// The dirty list's previous allocation, swapped back in by `flush_dirty` so that marking
+    /// connections dirty does not allocate on every iteration.
+    dirty_spare: Vec<ConnId>,
+    /// Dirty connections step 3 lets accumulate before flushing them (`set_flush_batch`).
+    pub(crate) flush_batch: usize,
     /// Keys of slots to release in step 4.
     pub(crate) closing: Vec<usize>,
     /// Sources that stopped on a budget with work left (edge-triggered: no new event will come).
@@ -122,6 +127,8 @@ impl Core {
             slots: Slab::new(),
             next_gen: 1,
             dirty: Vec::new(),
+            dirty_spare: Vec::new(),
+            flush_batch: crate::reactor::FLUSH_BATCH,
             closing: Vec::new(),
             ready: VecDeque::new(),
             source_events: Vec::new(),
@@ -301,9 +308,7 @@ impl Core {
                 continue;
             }
             if !self.dirty.is_empty() {
-                for id in std::mem::take(&mut self.dirty) {
-                    self.flush(id);
-                }
+                self.flush_dirty();
                 continue;
             }
             match self.closing.pop() {
@@ -311,6 +316,18 @@ impl Core {
                 None => break,
             }
         }
+    }
+
+    /// Flushes the connections on the dirty list. Connections a flush marks dirty (from its
+    /// callbacks) stay on the list for the caller's next pass.
+    pub(crate) fn flush_dirty(&mut self) {
+        let spare = std::mem::take(&mut self.dirty_spare);
+        let mut batch = std::mem::replace(&mut self.dirty, spare);
+        for &id in &batch {
+            self.flush(id);
+        }
+        batch.clear();
+        self.dirty_spare = batch;
     }
 
     /// Frees a closed connection's slot and tells its handler.

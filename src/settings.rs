@@ -95,4 +95,26 @@ impl Reactor {
         // A raised limit makes room just as a close does.
         self.core.resume_paused();
     }
+
+    /// How many connections may have replies queued during the dispatch of one batch of events
+    /// before those are written out (default 32; at least 1). The rest wait for the end of the
+    /// batch, so replies leave in bursts of up to `n`.
+    ///
+    /// Larger bursts make the peer wake less often. But on Linux a reader that goes through
+    /// more than 32 of a peer's messages without answering makes the kernel interrupt the
+    /// peer's CPU to free them (see `FLUSH_BATCH` in `src/reactor.rs`), so the default stays at
+    /// 32. `1` writes every reply as soon as its callback returns; `usize::MAX` holds them all
+    /// until the batch is done, which suits a load generator that wants its requests to arrive
+    /// in the largest bursts. Netty's `FlushConsolidationHandler` makes the same trade.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut reactor = sockloop::Reactor::new()?;
+    /// reactor.set_flush_batch(usize::MAX); // flush only at the end of each batch
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_flush_batch(&mut self, n: usize) {
+        self.core.flush_batch = n.max(1);
+    }
 }
