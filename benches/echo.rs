@@ -119,6 +119,10 @@ struct Args {
     /// Do not pin the server and the load generator to separate CPUs
     #[arg(long)]
     no_pin: bool,
+    /// The sockloop server's `Reactor::set_flush_batch` (its default when unset: 32)
+    /// [ECHO_FLUSH_BATCH]
+    #[arg(long)]
+    flush_batch: Option<usize>,
     #[command(flatten)]
     cargo: CargoBench,
 }
@@ -420,7 +424,12 @@ fn main() -> ExitCode {
     if let Ok(kind) = std::env::var(SERVER_ENV) {
         return servers::serve(&kind);
     }
-    let mut set = match Settings::resolve(Args::parse()) {
+    let args = Args::parse();
+    if let Some(n) = args.flush_batch {
+        // Read by the sockloop server child (`echo/servers.rs`), which inherits our environment.
+        std::env::set_var(servers::FLUSH_BATCH_ENV, n.to_string());
+    }
+    let mut set = match Settings::resolve(args) {
         Ok(set) => set,
         Err(e) => {
             eprintln!("echo: {e}");

@@ -27,6 +27,9 @@ use sockloop::{Context, Handler, Input, ListenOptions, Reactor};
 /// Listen backlog of every server; the kernel clamps it to `net.core.somaxconn`.
 const BACKLOG: i32 = 4096;
 
+/// Environment variable with the sockloop server's flush batch (`--flush-batch`), if set.
+pub const FLUSH_BATCH_ENV: &str = "ECHO_FLUSH_BATCH";
+
 /// Bytes echoed so far; written only by the serving thread, read by the control thread.
 static ECHOED: AtomicU64 = AtomicU64::new(0);
 
@@ -128,6 +131,12 @@ impl Handler for Echo {
 
 fn run_sockloop() -> io::Result<()> {
     let mut reactor = Reactor::new()?;
+    if let Some(n) = std::env::var(FLUSH_BATCH_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        reactor.set_flush_batch(n);
+    }
     let options = ListenOptions::new().backlog(BACKLOG).nodelay(true);
     let (_, addr) = reactor.listen_with(([127, 0, 0, 1], 0).into(), options, || Echo)?;
     announce(addr)?;

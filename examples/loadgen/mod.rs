@@ -230,13 +230,20 @@ struct Driver<'a> {
     connect_time: Duration,
 }
 
+/// The load generator sends each batch of requests as one burst, whatever the reactor's default
+/// (`Reactor::set_flush_batch`): the servers under test then see the same arrival pattern as
+/// before that default existed, so figures from before and after it compare.
+const FLUSH_BATCH: usize = usize::MAX;
+
 impl<'a> Driver<'a> {
     fn new(cfg: &'a LoadConfig, on_progress: &'a mut dyn FnMut(&Progress)) -> io::Result<Self> {
         let total = cfg.connections + cfg.idle_connections;
         let run = Run::new(total, cfg.connections, cfg.size, cfg.depth, cfg.messages);
+        let mut reactor = Reactor::new()?;
+        reactor.set_flush_batch(FLUSH_BATCH);
         Ok(Driver {
             cfg,
-            reactor: Reactor::new()?,
+            reactor,
             run: Rc::new(RefCell::new(run)),
             on_progress,
             last_progress: Instant::now(),
