@@ -404,11 +404,6 @@ impl Core {
             Entry::Source(_) => self.source_events.push((SourceId::new(key, gen), ready)),
             Entry::FailedConnect(..) => {}
         }
-        // Replies wait for step 4 only up to a batch (`FLUSH_BATCH` in `src/reactor.rs`), for
-        // fresh events and still-ready retries alike.
-        if self.dirty.len() >= self.flush_batch {
-            self.flush_dirty();
-        }
     }
 }
 
