@@ -119,7 +119,7 @@ struct Args {
     /// Do not pin the server and the load generator to separate CPUs
     #[arg(long)]
     no_pin: bool,
-    /// The sockloop server's `Reactor::set_flush_batch` (its default when unset: 32)
+    /// Fix the sockloop server's `Reactor::set_flush_batch` (unset: the adaptive default)
     /// [ECHO_FLUSH_BATCH]
     #[arg(long)]
     flush_batch: Option<usize>,

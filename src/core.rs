@@ -77,6 +77,9 @@ pub(crate) struct Core {
     dirty_spare: Vec<ConnId>,
     /// Dirty connections step 3 lets accumulate before flushing them (`set_flush_batch`).
     pub(crate) flush_batch: usize,
+    /// Polls of at most this many events write each reply through instead (0 once
+    /// `set_flush_batch` fixed the batch).
+    pub(crate) write_through_poll: usize,
     /// Keys of slots to release in step 4.
     pub(crate) closing: Vec<usize>,
     /// Sources that stopped on a budget with work left (edge-triggered: no new event will come).
@@ -129,6 +132,7 @@ impl Core {
             dirty: Vec::new(),
             dirty_spare: Vec::new(),
             flush_batch: crate::reactor::FLUSH_BATCH,
+            write_through_poll: crate::reactor::WRITE_THROUGH_POLL,
             closing: Vec::new(),
             ready: VecDeque::new(),
             source_events: Vec::new(),

@@ -96,16 +96,21 @@ impl Reactor {
         self.core.resume_paused();
     }
 
-    /// How many connections may have replies queued during the dispatch of one batch of events
-    /// before those are written out (default 32; at least 1). The rest wait for the end of the
+    /// Fixes how many connections may have replies queued during the dispatch of one batch of
+    /// events before those are written out (at least 1). The rest wait for the end of the
     /// batch, so replies leave in bursts of up to `n`.
+    ///
+    /// By default the reactor adapts: after a poll of up to 64 events it writes each reply as
+    /// soon as its callback returns, so that peers waiting on it get going sooner; after a
+    /// larger poll it writes in bursts of 32 connections (see `WRITE_THROUGH_POLL` and
+    /// `FLUSH_BATCH` in `src/reactor.rs`). Setting a batch replaces both with `n`.
     ///
     /// Larger bursts make the peer wake less often. But on Linux a reader that goes through
     /// more than 32 of a peer's messages without answering makes the kernel interrupt the
-    /// peer's CPU to free them (see `FLUSH_BATCH` in `src/reactor.rs`), so the default stays at
-    /// 32. `1` writes every reply as soon as its callback returns; `usize::MAX` holds them all
-    /// until the batch is done, which suits a load generator that wants its requests to arrive
-    /// in the largest bursts. Netty's `FlushConsolidationHandler` makes the same trade.
+    /// peer's CPU to free them. `1` writes every reply as soon as its callback returns;
+    /// `usize::MAX` holds them all until the batch is done, which suits a load generator that
+    /// wants its requests to arrive in the largest bursts. Netty's `FlushConsolidationHandler`
+    /// makes the same trade.
     ///
     /// # Examples
     ///
@@ -116,5 +121,6 @@ impl Reactor {
     /// ```
     pub fn set_flush_batch(&mut self, n: usize) {
         self.core.flush_batch = n.max(1);
+        self.core.write_through_poll = 0;
     }
 }

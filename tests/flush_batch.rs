@@ -1,9 +1,9 @@
-//! `Reactor::set_flush_batch`: how many connections may hold queued replies during one batch
-//! of events before they are written out.
+//! `Reactor::set_flush_batch` and the default it replaces: how many connections may hold
+//! queued replies during one batch of events before they are written out.
 //!
 //! Each server handler echoes and then looks at how much every other connection still has
-//! queued. When two requests arrive in one batch, the first connection's reply is still queued
-//! while the second is served if the batch may hold two, and already written if it may hold one.
+//! queued. When requests arrive in one batch, an earlier connection's reply is still queued
+//! while a later one is served if the batch may hold both, and already written if not.
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
@@ -55,57 +55,95 @@ fn run_until(reactor: &mut Reactor, what: &str, mut done: impl FnMut(&mut Reacto
     }
 }
 
-/// Sends one request on each of two connections so that both arrive before the reactor polls
-/// (loopback delivers during `write`), serves them, and returns the queue lengths seen.
-fn serve_two_at_once(batch: usize) -> Vec<usize> {
+/// Sends one request on each of `n` connections so that all arrive before the reactor polls
+/// (loopback delivers during `write`), serves them, and returns the queue lengths seen. `batch`
+/// is given to `set_flush_batch` (`None`: the default).
+fn serve_at_once(n: usize, batch: Option<usize>) -> Vec<usize> {
     let seen = Rc::new(RefCell::new(Seen::default()));
     let mut reactor = Reactor::new().expect("reactor");
-    reactor.set_flush_batch(batch);
+    if let Some(batch) = batch {
+        reactor.set_flush_batch(batch);
+    }
     let factory_seen = seen.clone();
     let (_, addr): (_, SocketAddr) = reactor
         .listen(([127, 0, 0, 1], 0).into(), move || {
             Echo(factory_seen.clone())
         })
         .expect("listen");
-    let mut a = TcpStream::connect(addr).expect("connect a");
-    let mut b = TcpStream::connect(addr).expect("connect b");
-    run_until(&mut reactor, "both accepts", |_| {
-        seen.borrow().conns.len() == 2
+    let mut clients: Vec<TcpStream> = (0..n)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    run_until(&mut reactor, "every accept", |_| {
+        seen.borrow().conns.len() == n
     });
 
-    a.write_all(b"ping-a").expect("write a");
-    b.write_all(b"ping-b").expect("write b");
-    run_until(&mut reactor, "both requests", |_| {
-        seen.borrow().others_queued.len() == 2
+    for (i, client) in clients.iter_mut().enumerate() {
+        client
+            .write_all(format!("ping-{i:04}").as_bytes())
+            .expect("write");
+    }
+    // Each handler records the queue of every other connection.
+    run_until(&mut reactor, "every request", |_| {
+        seen.borrow().others_queued.len() == n * (n - 1)
     });
-    // Whatever the batch, both replies arrive whole.
-    for (stream, want) in [(&mut a, b"ping-a"), (&mut b, b"ping-b")] {
-        stream
+    // Whatever the batch, every reply arrives whole.
+    for (i, client) in clients.iter_mut().enumerate() {
+        client
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
-        let mut got = [0u8; 6];
-        stream.read_exact(&mut got).expect("echo");
-        assert_eq!(&got, want);
+        let mut got = [0u8; 9];
+        client.read_exact(&mut got).expect("echo");
+        assert_eq!(got, *format!("ping-{i:04}").as_bytes());
     }
     let queued = seen.borrow().others_queued.clone();
     queued
 }
 
+/// Two requests served in one batch: what the second handler saw of the first reply.
+fn serve_two_at_once(batch: Option<usize>) -> Vec<usize> {
+    serve_at_once(2, batch)
+}
+
 #[test]
 fn a_batch_of_one_writes_each_reply_before_the_next_request_is_served() {
     // The second handler to run sees the first connection's reply already written.
-    assert_eq!(serve_two_at_once(1), vec![0, 0]);
+    assert_eq!(serve_two_at_once(Some(1)), vec![0, 0]);
 }
 
 #[test]
 fn a_larger_batch_holds_replies_until_it_is_full() {
-    // The second handler sees the first reply (6 bytes) still queued: it leaves with its own.
-    let queued = serve_two_at_once(2);
+    // The second handler sees the first reply (9 bytes) still queued: it leaves with its own.
+    let queued = serve_two_at_once(Some(2));
     assert_eq!(queued[0], 0, "nothing was queued before the first request");
-    assert_eq!(queued[1], 6, "the first reply waits for the batch");
+    assert_eq!(queued[1], 9, "the first reply waits for the batch");
 }
 
 #[test]
 fn zero_is_taken_as_one() {
-    assert_eq!(serve_two_at_once(0), vec![0, 0]);
+    assert_eq!(serve_two_at_once(Some(0)), vec![0, 0]);
+}
+
+#[test]
+fn by_default_a_small_poll_writes_each_reply_at_once() {
+    assert_eq!(serve_two_at_once(None), vec![0, 0]);
+}
+
+#[test]
+fn by_default_a_large_poll_sends_replies_in_bursts() {
+    // 80 requests in one poll (more than 64): replies wait for bursts of 32 connections, so
+    // some handler sees another's reply still queued, and none sees more than 31 of them.
+    let n = 80;
+    let queued = serve_at_once(n, None);
+    let waiting: Vec<usize> = queued
+        .chunks(n - 1)
+        .map(|seen| seen.iter().filter(|&&q| q > 0).count())
+        .collect();
+    assert!(
+        waiting.iter().any(|&w| w > 0),
+        "no reply was ever held: {waiting:?}"
+    );
+    assert!(
+        waiting.iter().all(|&w| w < 32),
+        "a burst held 32 or more replies: {waiting:?}"
+    );
 }
