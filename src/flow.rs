@@ -43,24 +43,24 @@ impl Core {
             }
             conn.flags &= !OVER_HIGH;
             log::debug!("{id}: {queued} bytes queued, down to the low watermark; writable");
-            // Marked from elsewhere and recovered before its handler was told: it hears neither.
-            let told = match self.unwritable_owed.iter().position(|&o| o == id) {
-                Some(at) => {
-                    self.unwritable_owed.swap_remove(at);
-                    false
-                }
-                None => true,
-            };
             // Resume the reads the watermark held (if it held them, and nothing else does).
             let was_held = limits.pause_reads && conn.flags & READ_PAUSED == 0;
             if was_held && matches!(conn.state, State::Open | State::WriteClosed) {
                 self.ready.push_back(id.token());
             }
-            if told {
-                self.call(id, |h, cx| h.on_writability(cx, true));
-                // What the handler writes now is sent in step 4 (the caller may be mid-flush).
-                self.mark_dirty(id);
+            // Marked not writable from elsewhere, and recovered before its handler was told.
+            // It still hears `false` first, then `true`: the writer that made it so saw
+            // `is_writable_conn` say false and may have paused on that, waiting for the `true`
+            // that follows a `false`. Dropping both lost that wake-up, and a proxy stalled.
+            if let Some(at) = self.unwritable_owed.iter().position(|&o| o == id) {
+                self.unwritable_owed.swap_remove(at);
+                if self.conn(id).is_some_and(|c| c.is_live()) {
+                    self.call(id, |h, cx| h.on_writability(cx, false));
+                }
             }
+            self.call(id, |h, cx| h.on_writability(cx, true));
+            // What the handler writes now is sent in step 4 (the caller may be mid-flush).
+            self.mark_dirty(id);
         }
     }
 

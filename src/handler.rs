@@ -126,6 +126,11 @@ pub trait Handler: 'static {
     /// broadcast, a proxy's other side) should hold it back while not writable; one that goes
     /// on writing is reset at [`max_output`](crate::ListenOptions::max_output).
     ///
+    /// The calls alternate, starting with `false`. Once
+    /// [`is_writable_conn`](crate::Context::is_writable_conn) has said false, the handler
+    /// hears `false` and later `true`, even if the queue drained before the end of that
+    /// iteration, so another connection may pause itself on that answer and wait for `true`.
+    ///
     /// The default does nothing: pausing the reads is enough for request/response protocols.
     ///
     /// # Examples

@@ -238,3 +238,131 @@ fn kept_input_is_offered_again_when_reading_resumes() {
     server.wait_for_connections(0);
     server.stop();
 }
+
+/// What the two connections of `recovery_before_notice` share.
+#[derive(Default)]
+struct Pair {
+    /// In accept order: the writer, then its target.
+    conns: Vec<sockloop::ConnId>,
+    /// The target's client socket, which the writer drains from inside its callback.
+    target_peer: Option<std::net::TcpStream>,
+    /// Bytes written to the target, and read from its socket so far.
+    written: usize,
+    drained: Vec<u8>,
+    /// Inputs the writer was given.
+    writer_reads: usize,
+    /// What the target's handler heard, in order.
+    writability: Vec<bool>,
+}
+
+/// The writer, on its first input, writes to its target until the target reports not
+/// writable, pauses its own reading as `tcp_proxy` does, and then reads everything the target's
+/// socket holds. The target's handler resumes the writer when it is writable again.
+struct PairSide(std::rc::Rc<std::cell::RefCell<Pair>>);
+
+impl Handler for PairSide {
+    fn on_open(&mut self, cx: &mut Context<'_>) {
+        self.0.borrow_mut().conns.push(cx.id());
+    }
+
+    fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+        input.consume(input.len());
+        let mut pair = self.0.borrow_mut();
+        pair.writer_reads += 1;
+        if pair.writer_reads > 1 {
+            return;
+        }
+        let (me, target) = (pair.conns[0], pair.conns[1]);
+        let chunk = util::pattern(7, 1024);
+        for _ in 0..(64 << 10) {
+            cx.write_to(target, &chunk).expect("write_to");
+            pair.written += chunk.len();
+            if !cx.is_writable_conn(target).expect("target") {
+                break;
+            }
+        }
+        assert!(
+            !cx.is_writable_conn(target).unwrap(),
+            "the target never filled up"
+        );
+        cx.pause_reading(me).expect("pause");
+        // The target's peer catches up now, before the reactor is back in its loop.
+        let mut buf = vec![0; 256 << 10];
+        let mut peer = pair.target_peer.take().expect("target peer");
+        peer.set_nonblocking(true).expect("nonblocking");
+        loop {
+            match std::io::Read::read(&mut peer, &mut buf) {
+                Ok(0) => panic!("the target closed"),
+                Ok(n) => pair.drained.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("reading the target's socket: {e}"),
+            }
+        }
+        peer.set_nonblocking(false).expect("blocking");
+        pair.target_peer = Some(peer);
+    }
+
+    fn on_writability(&mut self, cx: &mut Context<'_>, writable: bool) {
+        let mut pair = self.0.borrow_mut();
+        pair.writability.push(writable);
+        if writable {
+            let writer = pair.conns[0];
+            cx.resume_reading(writer).expect("resume");
+        }
+    }
+}
+
+/// A connection marked not writable by another's `write_to` and drained again before the
+/// end of the iteration (here: by a mid-batch flush, `set_flush_batch(1)`) still tells its
+/// handler `false` and then `true`. The writer paused itself on the `false` it saw through
+/// `is_writable_conn`, and only that `true` resumes it: without it the pair stalled for good,
+/// as `tcp_proxy`'s 256 MiB test did once replies were written through.
+#[test]
+fn recovering_before_the_notice_still_tells_false_then_true() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let pair = Rc::new(RefCell::new(Pair::default()));
+    let mut reactor = sockloop::Reactor::new().unwrap();
+    reactor.set_flush_batch(1);
+    let options = ListenOptions::new()
+        .output_watermarks(1024, 4096)
+        .pause_reading_over_high(false);
+    let shared = pair.clone();
+    let (_, addr) = reactor
+        .listen_with(util::localhost(), options, move || PairSide(shared.clone()))
+        .unwrap();
+    let mut writer_peer = util::client(addr);
+    util::run_until(&mut reactor, "the writer's accept", |_| {
+        pair.borrow().conns.len() == 1
+    });
+    let target_peer = util::client(addr);
+    pair.borrow_mut().target_peer = Some(target_peer.try_clone().unwrap());
+    util::run_until(&mut reactor, "the target's accept", |_| {
+        pair.borrow().conns.len() == 2
+    });
+
+    writer_peer.write_all(b"go").unwrap();
+    util::run_until(
+        &mut reactor,
+        "the target's writability to come back",
+        |_| pair.borrow().writability.contains(&true),
+    );
+    assert_eq!(pair.borrow().writability, [false, true]);
+    // The writer reads again.
+    writer_peer.write_all(b"more").unwrap();
+    util::run_until(&mut reactor, "the writer's second input", |_| {
+        pair.borrow().writer_reads == 2
+    });
+    // And the target got every byte, in order.
+    let (written, drained) = {
+        let p = pair.borrow();
+        (p.written, p.drained.len())
+    };
+    let mut target_peer = target_peer;
+    let rest = util::read_exactly(&mut target_peer, written - drained);
+    let mut got = std::mem::take(&mut pair.borrow_mut().drained);
+    got.extend_from_slice(&rest);
+    let want: Vec<u8> = util::pattern(7, 1024).repeat(written / 1024);
+    assert_bytes_eq(&got, &want, "the target's bytes");
+}
