@@ -46,6 +46,7 @@ mod connect_options;
 mod context;
 mod core;
 mod flow;
+mod flush_policy;
 mod handle;
 mod handler;
 mod id;

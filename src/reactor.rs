@@ -8,9 +8,9 @@
 //! 2. **Poll.** `poll.poll(&mut events, timeout)`; `Interrupted` just ends the wait early.
 //! 3. **Dispatch** every event by token, then the still-ready queue: a listener accepts, a
 //!    connection flushes (if output is pending and the socket is writable) and reads, a UDP
-//!    socket receives. Replies written by `on_data` are written at once after a small poll
-//!    (`WRITE_THROUGH_POLL` events or fewer); after a larger one they are queued, and flushed
-//!    each time `FLUSH_BATCH` connections have some (see both). Then the callbacks that need the
+//!    socket receives. Replies written by `on_data` are written at once after a small poll;
+//!    after a larger one they are queued, and flushed each time 32 connections have some
+//!    (`src/flush_policy.rs` says why). Then the callbacks that need the
 //!    whole reactor: jobs posted through a [`Handle`](crate::Handle) (the waker's event) and
 //!    ready foreign sources.
 //! 4. **Deferred work.** Queued output (replies, chat broadcasts, proxied bytes) is flushed
@@ -42,33 +42,6 @@ use crate::source::Readiness;
 const READ_BUF_SIZE: usize = 64 * 1024;
 /// Events fetched per `epoll_wait`; more wait for the next iteration, none are lost.
 const EVENTS_CAPACITY: usize = 1024;
-/// Connections with queued replies that step 3 lets accumulate before it flushes them, unless
-/// changed with [`Reactor::set_flush_batch`].
-///
-/// Why not hold every reply until step 4: Linux frees a received packet on the CPU that
-/// allocated it (the sender's). A reader on another CPU puts it on that CPU's deferred-free
-/// list, and when 32 are waiting (half of `net.core.skb_defer_max`, 64 by default) it sends
-/// an inter-processor interrupt to have them freed. A peer that sends only in answer to our
-/// replies is idle while we read a long batch without replying, so it does not empty that
-/// list itself, and every batch of more than 32 messages cost an interrupt on each side.
-/// Under a VM, an interrupt is a costly exit to the hypervisor. Flushing every 32 replies
-/// keeps the peer busy, and its own sends empty the list. With 1,000 connections in
-/// `cargo bench --bench echo`, this cut the server's CPU per message by about 9%. The replies
-/// still leave in bursts, and each connection still gets one `write` per iteration.
-pub(crate) const FLUSH_BATCH: usize = 32;
-/// A poll that returns at most this many events writes each reply as soon as its callback
-/// returns, unless [`Reactor::set_flush_batch`] fixed the batch.
-///
-/// Why: a small poll means the peers keep the reactor waiting. Holding their replies back
-/// until the batch is done only delays their next requests, so the next poll finds as few
-/// events again, and each `epoll_wait` serves few messages. Written at once, a reply lets its
-/// peer work while the reactor serves the rest, and the next poll finds more. With 100
-/// connections (`cargo bench --bench echo -- --conns 100 --idle 0 --servers sockloop`, four
-/// runs alternating with `--flush-batch 32`), messages per `epoll_wait` went from 15-21 to
-/// 18-43, higher in each pair, and system calls per message from 2.064 to 2.049 (medians). A
-/// large poll means the peers are ahead: bursts of `FLUSH_BATCH` replies then wake each peer
-/// once. At 10,000 connections every poll is large, so nothing changes there.
-pub(crate) const WRITE_THROUGH_POLL: usize = 64;
 
 /// A single-threaded event loop serving TCP and Unix listeners and connections, UDP sockets,
 /// timers, foreign sources, and work posted from other threads.
@@ -612,11 +585,7 @@ impl Reactor {
         //    re-queued during this pass wait for the next iteration, after fresh events.
         let mut handled = 0;
         let mut woken = false;
-        let batch = if self.events.iter().count() <= core.write_through_poll {
-            1
-        } else {
-            core.flush_batch
-        };
+        let batch = core.flush_batch_for(self.events.iter().count());
         for event in self.events.iter() {
             handled += 1;
             let token = event.token();
