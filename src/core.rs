@@ -240,7 +240,11 @@ impl Core {
         };
         let stream = match stream {
             Ok(s) => s,
-            Err(e) => return self.failed_connect(handler, e),
+            Err(e) => {
+                // No connection will hold the class: free it now if it was made for this one.
+                self.classes.retire(class);
+                return self.failed_connect(handler, e);
+            }
         };
         // Nagle would delay small requests behind unacknowledged ones; latency wins by default.
         if let Err(e) = stream.set_nodelay(true) {
@@ -248,7 +252,10 @@ impl Core {
         }
         let id = match self.add_conn(Stream::Tcp(stream), handler, State::Connecting, class) {
             Ok(id) => id,
-            Err((handler, e)) => return self.failed_connect(handler, e),
+            Err((handler, e)) => {
+                self.classes.retire(class);
+                return self.failed_connect(handler, e);
+            }
         };
         log::debug!("{id}: connecting to {addr}");
         id
@@ -448,6 +455,33 @@ mod tests {
             std::mem::size_of::<super::Slot>() <= 64,
             "Slot is {} bytes",
             std::mem::size_of::<super::Slot>()
+        );
+    }
+
+    /// A connect with its own limits gets a class made for it; when the connect fails at once
+    /// (TCP to a multicast address is refused by Linux before any packet), nothing else will
+    /// ever free that class, so the failure must.
+    #[test]
+    fn the_class_of_a_connect_that_failed_at_once_is_freed() {
+        struct Quiet;
+        impl crate::Handler for Quiet {
+            fn on_data(&mut self, _cx: &mut crate::Context<'_>, input: &mut crate::Input<'_>) {
+                input.consume(input.len());
+            }
+        }
+        let mut reactor = crate::Reactor::new().unwrap();
+        let before = reactor.core.classes.len();
+        let options = crate::ConnectOptions::new().max_input(1234);
+        let addr = ([224, 0, 0, 1], 80).into();
+        for _ in 0..3 {
+            reactor.connect_with(addr, options.clone(), Quiet);
+        }
+        reactor.run_once(Some(std::time::Duration::ZERO)).unwrap();
+        assert_eq!(reactor.connection_count(), 0);
+        assert_eq!(
+            reactor.core.classes.len(),
+            before,
+            "a class outlived its connect"
         );
     }
 }

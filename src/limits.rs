@@ -193,6 +193,12 @@ impl Classes {
         }
     }
 
+    /// How many classes exist, class 0 included.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.slab.len()
+    }
+
     /// The listener of `class` closed: its connections keep their limits until they close.
     pub(crate) fn retire(&mut self, class: u16) {
         if class == OUTBOUND {
