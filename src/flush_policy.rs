@@ -1,5 +1,8 @@
-//! When step 3 of an iteration writes out the replies its callbacks queued: at once after a
-//! small poll, in bursts after a large one. Step 4 writes whatever is left.
+//! When step 3 of an iteration writes out the replies its callbacks queued: a connection's own
+//! replies at once after a small poll, everything else in bursts. Step 4 writes whatever is
+//! left.
+
+use mio::Token;
 
 use crate::core::Core;
 
@@ -18,28 +21,39 @@ use crate::core::Core;
 /// still leave in bursts, and each connection still gets one `write` per iteration.
 pub(crate) const FLUSH_BATCH: usize = 32;
 
-/// A poll that returns at most this many events writes each reply as soon as its callback
-/// returns, unless [`Reactor::set_flush_batch`](crate::Reactor::set_flush_batch) fixed the batch.
+/// A poll that returns at most this many events writes each connection's own replies as soon
+/// as its callback returns, unless [`Reactor::set_flush_batch`](crate::Reactor::set_flush_batch)
+/// fixed the batch. Output written to other connections (`write_to`, broadcasts) still waits
+/// for a batch of `FLUSH_BATCH` or the end of the iteration, so that several senders in one
+/// poll reach each member of a small room in one `write`.
 ///
 /// Why: a small poll means the peers keep the reactor waiting. Holding their replies back
 /// until the batch is done only delays their next requests, so the next poll finds as few
 /// events again, and each `epoll_wait` serves few messages. Written at once, a reply lets its
 /// peer work while the reactor serves the rest, and the next poll finds more. With 100
-/// connections (`cargo bench --bench echo -- --conns 100 --idle 0 --servers sockloop`, four
-/// runs alternating with `--flush-batch 32`), messages per `epoll_wait` went from 15-21 to
-/// 18-43, higher in each pair, and system calls per message from 2.064 to 2.049 (medians). A
-/// large poll means the peers are ahead: bursts of `FLUSH_BATCH` replies then wake each peer
-/// once. At 10,000 connections every poll is large, so nothing changes there.
+/// connections, in 8 runs of `cargo bench --bench echo -- --conns 100 --idle 0 --servers
+/// sockloop` alternating with `--flush-batch 32`, the median messages per `epoll_wait` went
+/// from 16 to 19 and system calls per message from 2.063 to 2.053; CPU per message did not
+/// change measurably. The effect is small beside the noise: in 10 alternating rounds with
+/// `c10k --addr` as the client it was 33 against 43 messages per wait. A large poll means the
+/// peers are ahead: bursts of `FLUSH_BATCH` replies then wake each peer once. At 10,000
+/// connections every poll is large, so nothing changes there.
 pub(crate) const WRITE_THROUGH_POLL: usize = 64;
 
 impl Core {
-    /// How many connections may hold queued replies during the dispatch of a poll that
-    /// returned `events` events.
-    pub(crate) fn flush_batch_for(&self, events: usize) -> usize {
-        if events <= self.write_through_poll {
-            1
-        } else {
-            self.flush_batch
+    /// Whether a poll that returned `events` events writes replies through (see
+    /// `WRITE_THROUGH_POLL`).
+    pub(crate) fn writes_through(&self, events: usize) -> bool {
+        events <= self.write_through_poll
+    }
+
+    /// Writes the replies the connection of `token` just queued: its callback marked it dirty
+    /// last. Anything else on the dirty list waits for its batch.
+    pub(crate) fn flush_own(&mut self, token: Token) {
+        if self.dirty.last().is_some_and(|id| id.token() == token) {
+            if let Some(id) = self.dirty.pop() {
+                self.flush(id);
+            }
         }
     }
 }

@@ -8,9 +8,9 @@
 //! 2. **Poll.** `poll.poll(&mut events, timeout)`; `Interrupted` just ends the wait early.
 //! 3. **Dispatch** every event by token, then the still-ready queue: a listener accepts, a
 //!    connection flushes (if output is pending and the socket is writable) and reads, a UDP
-//!    socket receives. Replies written by `on_data` are written at once after a small poll;
-//!    after a larger one they are queued, and flushed each time 32 connections have some
-//!    (`src/flush_policy.rs` says why). Then the callbacks that need the
+//!    socket receives. After a small poll, a connection's replies are written as soon as its
+//!    callback returns; other output is queued, and flushed each time 32 connections have
+//!    some (`src/flush_policy.rs` says why). Then the callbacks that need the
 //!    whole reactor: jobs posted through a [`Handle`](crate::Handle) (the waker's event) and
 //!    ready foreign sources.
 //! 4. **Deferred work.** Queued output (replies, chat broadcasts, proxied bytes) is flushed
@@ -585,7 +585,7 @@ impl Reactor {
         //    re-queued during this pass wait for the next iteration, after fresh events.
         let mut handled = 0;
         let mut woken = false;
-        let batch = core.flush_batch_for(self.events.iter().count());
+        let write_through = core.writes_through(self.events.iter().count());
         for event in self.events.iter() {
             handled += 1;
             let token = event.token();
@@ -594,7 +594,10 @@ impl Reactor {
                 continue;
             }
             core.dispatch(&mut self.read_buf, token, Readiness::from_event(event));
-            if core.dirty.len() >= batch {
+            if write_through {
+                core.flush_own(token);
+            }
+            if core.dirty.len() >= core.flush_batch {
                 core.flush_dirty();
             }
         }

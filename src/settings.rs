@@ -100,10 +100,11 @@ impl Reactor {
     /// events before those are written out (at least 1). The rest wait for the end of the
     /// batch, so replies leave in bursts of up to `n`.
     ///
-    /// By default the reactor adapts: after a poll of up to 64 events it writes each reply as
-    /// soon as its callback returns, so that peers waiting on it get going sooner; after a
-    /// larger poll it writes in bursts of 32 connections (see `WRITE_THROUGH_POLL` and
-    /// `FLUSH_BATCH` in `src/flush_policy.rs`). Setting a batch replaces both with `n`.
+    /// By default the reactor adapts: after a poll of up to 64 events it writes a connection's
+    /// own replies as soon as its callback returns, so that peers waiting on it get going
+    /// sooner; other output (and all output after a larger poll) leaves in bursts of 32
+    /// connections (see `WRITE_THROUGH_POLL` and `FLUSH_BATCH` in `src/flush_policy.rs`).
+    /// Setting a batch replaces both with `n`.
     ///
     /// Larger bursts make the peer wake less often. But on Linux a reader that goes through
     /// more than 32 of a peer's messages without answering makes the kernel interrupt the

@@ -147,3 +147,75 @@ fn by_default_a_large_poll_sends_replies_in_bursts() {
         "a burst held 32 or more replies: {waiting:?}"
     );
 }
+
+/// Forwards what the first connection sends to the second (`write_to`); the third echoes, and
+/// records how much the second still has queued when it is served.
+struct Relay(Rc<RefCell<Seen>>);
+
+impl Handler for Relay {
+    fn on_open(&mut self, cx: &mut Context<'_>) {
+        self.0.borrow_mut().conns.push(cx.id());
+    }
+
+    fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+        let data = input.take_all().to_vec();
+        let mut seen = self.0.borrow_mut();
+        let me = seen.conns.iter().position(|&c| c == cx.id());
+        match me {
+            Some(0) => cx.write_to(seen.conns[1], &data).expect("write_to"),
+            Some(2) => {
+                cx.write(&data);
+                let queued = cx.queued_conn(seen.conns[1]).expect("second");
+                seen.others_queued.push(queued);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn by_default_output_to_other_connections_still_waits_for_a_batch() {
+    // After a small poll only a connection's own replies are written through: a relayed
+    // message is still queued when the next connection of the same poll is served, so that
+    // several senders reach one member in one write.
+    let seen = Rc::new(RefCell::new(Seen::default()));
+    let mut reactor = Reactor::new().expect("reactor");
+    let factory_seen = seen.clone();
+    let (_, addr): (_, SocketAddr) = reactor
+        .listen(([127, 0, 0, 1], 0).into(), move || {
+            Relay(factory_seen.clone())
+        })
+        .expect("listen");
+    let mut clients = Vec::new();
+    for n in 1..=3 {
+        clients.push(TcpStream::connect(addr).expect("connect"));
+        run_until(&mut reactor, "the accept", |_| {
+            seen.borrow().conns.len() == n
+        });
+    }
+    // A fresh connection is reported writable once; take those events now, so that the next
+    // poll lists the two requests in the order they arrive (loopback delivers during `write`).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reactor.run_once(Some(Duration::ZERO)).expect("run_once") > 0 {
+        assert!(Instant::now() < deadline, "events keep coming");
+    }
+    clients[0].write_all(b"relayed").expect("write");
+    clients[2].write_all(b"echoed").expect("write");
+    run_until(&mut reactor, "the echo", |_| {
+        !seen.borrow().others_queued.is_empty()
+    });
+    assert_eq!(
+        seen.borrow().others_queued,
+        vec![7],
+        "the relayed bytes wait"
+    );
+    for (client, want) in [(1, &b"relayed"[..]), (2, &b"echoed"[..])] {
+        let stream = &mut clients[client];
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut got = vec![0u8; want.len()];
+        stream.read_exact(&mut got).expect("read");
+        assert_eq!(got, want);
+    }
+}
