@@ -77,7 +77,7 @@ pub(crate) struct Core {
     dirty_spare: Vec<ConnId>,
     /// Dirty connections step 3 lets accumulate before flushing them (`set_flush_batch`).
     pub(crate) flush_batch: usize,
-    /// Polls of at most this many events write each reply through instead (0 once
+    /// Polls of at most this many events write each connection's own replies through (0 once
     /// `set_flush_batch` fixed the batch).
     pub(crate) write_through_poll: usize,
     /// Keys of slots to release in step 4.

@@ -52,11 +52,13 @@ impl Core {
             // It still hears `false` first, then `true`: the writer that made it so saw
             // `is_writable_conn` say false and may have paused on that, waiting for the `true`
             // that follows a `false`. Dropping both lost that wake-up, and a proxy stalled.
+            // (A connection already closing hears neither, as `notify_unwritable` would do.)
             if let Some(at) = self.unwritable_owed.iter().position(|&o| o == id) {
                 self.unwritable_owed.swap_remove(at);
-                if self.conn(id).is_some_and(|c| c.is_live()) {
-                    self.call(id, |h, cx| h.on_writability(cx, false));
+                if !self.conn(id).is_some_and(|c| c.is_live()) {
+                    return;
                 }
+                self.call(id, |h, cx| h.on_writability(cx, false));
             }
             self.call(id, |h, cx| h.on_writability(cx, true));
             // What the handler writes now is sent in step 4 (the caller may be mid-flush).
