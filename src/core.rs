@@ -80,6 +80,9 @@ pub(crate) struct Core {
     /// Polls of at most this many events write each connection's own replies through (0 once
     /// `set_flush_batch` fixed the batch).
     pub(crate) write_through_poll: usize,
+    /// Connections whose own callback queued replies during this pass of step 3, taken off the
+    /// dirty list to leave in bursts of `flush_batch` (`src/flush_policy.rs`).
+    pub(crate) replies: Vec<ConnId>,
     /// Keys of slots to release in step 4.
     pub(crate) closing: Vec<usize>,
     /// Sources that stopped on a budget with work left (edge-triggered: no new event will come).
@@ -133,6 +136,7 @@ impl Core {
             dirty_spare: Vec::new(),
             flush_batch: crate::flush_policy::FLUSH_BATCH,
             write_through_poll: crate::flush_policy::WRITE_THROUGH_POLL,
+            replies: Vec::new(),
             closing: Vec::new(),
             ready: VecDeque::new(),
             source_events: Vec::new(),
@@ -318,6 +322,10 @@ impl Core {
                 self.notify_unwritable();
                 continue;
             }
+            if !self.replies.is_empty() {
+                self.flush_replies();
+                continue;
+            }
             if !self.dirty.is_empty() {
                 self.flush_dirty();
                 continue;
@@ -391,7 +399,10 @@ impl Core {
     }
 
     pub(crate) fn has_queued_work(&self) -> bool {
-        !self.ready.is_empty() || !self.dirty.is_empty() || !self.closing.is_empty()
+        !self.ready.is_empty()
+            || !self.dirty.is_empty()
+            || !self.replies.is_empty()
+            || !self.closing.is_empty()
     }
 
     /// Routes one event to the source its token names, if that source still exists.

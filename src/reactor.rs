@@ -8,11 +8,11 @@
 //! 2. **Poll.** `poll.poll(&mut events, timeout)`; `Interrupted` just ends the wait early.
 //! 3. **Dispatch** every event by token, then the still-ready queue: a listener accepts, a
 //!    connection flushes (if output is pending and the socket is writable) and reads, a UDP
-//!    socket receives. After a small poll, a connection's replies are written as soon as its
-//!    callback returns; other output is queued, and flushed each time 32 connections have
-//!    some (`src/flush_policy.rs` says why). Then the callbacks that need the
-//!    whole reactor: jobs posted through a [`Handle`](crate::Handle) (the waker's event) and
-//!    ready foreign sources.
+//!    socket receives. A connection's own replies are written as soon as its callback returns
+//!    after a small poll, and each time 32 connections have some after a large one; output to
+//!    other connections waits for step 4 (`src/flush_policy.rs` says why). Then the callbacks
+//!    that need the whole reactor: jobs posted through a [`Handle`](crate::Handle) (the
+//!    waker's event) and ready foreign sources.
 //! 4. **Deferred work.** Queued output (replies, chat broadcasts, proxied bytes) is flushed
 //!    once per connection: one `write` each, and the replies to a batch of events leave
 //!    together, so the peer wakes once for them and the next poll returns a fuller batch.
@@ -594,12 +594,7 @@ impl Reactor {
                 continue;
             }
             core.dispatch(&mut self.read_buf, token, Readiness::from_event(event));
-            if write_through {
-                core.flush_own(token);
-            }
-            if core.dirty.len() >= core.flush_batch {
-                core.flush_dirty();
-            }
+            core.after_dispatch(token, write_through);
         }
         core.counters.stats.events += handled as u64;
         for _ in 0..core.ready.len() {
