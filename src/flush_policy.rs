@@ -52,12 +52,22 @@ impl Core {
         events <= self.write_through_poll
     }
 
-    /// Called after each event of step 3. If the callbacks of `token`'s connection queued its
-    /// own replies (its read path marked it dirty last), they leave now after a small poll, or
-    /// join the burst that leaves once `flush_batch` connections are in it. Anything else on
-    /// the dirty list waits for step 4.
-    pub(crate) fn after_dispatch(&mut self, token: Token, write_through: bool) {
-        if self.dirty.last().is_none_or(|id| id.token() != token) {
+    /// Called after each event of step 3, with the length the dirty list had before it. If
+    /// the event's callbacks queued output for `token`'s own connection and for no other (a
+    /// reply: its read path marked it dirty, last and alone), the reply leaves now after a
+    /// small poll, or joins the burst that leaves once `flush_batch` connections are in it.
+    /// Anything else on the dirty list waits for step 4: a callback that also wrote to others
+    /// (a chat line echoed to its sender too) keeps its own copy with theirs, so that a member
+    /// who both sends and receives in one iteration still gets one `write`.
+    pub(crate) fn after_dispatch(
+        &mut self,
+        token: Token,
+        dirty_before: usize,
+        write_through: bool,
+    ) {
+        let reply_only = self.dirty.len() == dirty_before + 1
+            && self.dirty.last().is_some_and(|id| id.token() == token);
+        if !reply_only {
             return;
         }
         let Some(id) = self.dirty.pop() else {

@@ -593,8 +593,9 @@ impl Reactor {
                 woken = true;
                 continue;
             }
+            let dirty_before = core.dirty.len();
             core.dispatch(&mut self.read_buf, token, Readiness::from_event(event));
-            core.after_dispatch(token, write_through);
+            core.after_dispatch(token, dirty_before, write_through);
         }
         core.counters.stats.events += handled as u64;
         for _ in 0..core.ready.len() {

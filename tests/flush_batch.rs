@@ -148,8 +148,9 @@ fn by_default_a_large_poll_sends_replies_in_bursts() {
     );
 }
 
-/// Forwards what the first connection sends to the second (`write_to`); the third echoes, and
-/// records how much the second still has queued when it is served.
+/// Forwards what the first connection sends to the second (`write_to`) and echoes it to the
+/// first as well, as a chat room echoes a line to its sender; the third echoes, and records
+/// how much the first two still have queued when it is served.
 struct Relay(Rc<RefCell<Seen>>);
 
 impl Handler for Relay {
@@ -162,11 +163,16 @@ impl Handler for Relay {
         let mut seen = self.0.borrow_mut();
         let me = seen.conns.iter().position(|&c| c == cx.id());
         match me {
-            Some(0) => cx.write_to(seen.conns[1], &data).expect("write_to"),
+            Some(0) => {
+                cx.write_to(seen.conns[1], &data).expect("write_to");
+                cx.write(&data);
+            }
             Some(2) => {
                 cx.write(&data);
-                let queued = cx.queued_conn(seen.conns[1]).expect("second");
-                seen.others_queued.push(queued);
+                for other in [seen.conns[0], seen.conns[1]] {
+                    let queued = cx.queued_conn(other).expect("other");
+                    seen.others_queued.push(queued);
+                }
             }
             _ => {}
         }
@@ -174,10 +180,11 @@ impl Handler for Relay {
 }
 
 #[test]
-fn by_default_output_to_other_connections_still_waits_for_a_batch() {
-    // After a small poll only a connection's own replies are written through: a relayed
-    // message is still queued when the next connection of the same poll is served, so that
-    // several senders reach one member in one write.
+fn by_default_output_to_other_connections_waits_for_the_end_of_the_iteration() {
+    // After a small poll only a reply (output for the served connection alone) is written
+    // through. A relayed message, and the sender's own copy of it, are still queued when the
+    // next connection of the same poll is served, so that several senders reach one member
+    // in one write.
     let seen = Rc::new(RefCell::new(Seen::default()));
     let mut reactor = Reactor::new().expect("reactor");
     let factory_seen = seen.clone();
@@ -206,10 +213,10 @@ fn by_default_output_to_other_connections_still_waits_for_a_batch() {
     });
     assert_eq!(
         seen.borrow().others_queued,
-        vec![7],
-        "the relayed bytes wait"
+        vec![7, 7],
+        "the sender's copy and the relayed bytes wait"
     );
-    for (client, want) in [(1, &b"relayed"[..]), (2, &b"echoed"[..])] {
+    for (client, want) in [(0, &b"relayed"[..]), (1, b"relayed"), (2, b"echoed")] {
         let stream = &mut clients[client];
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
