@@ -76,8 +76,6 @@ const SERVER_ENV: &str = "SOCKLOOP_ECHO_SERVER";
 const MESSAGE_SIZE: usize = 64;
 /// How long the server may take to accept every established connection before memory is read.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Warm-up of the system-call pass (the timed pass has already warmed the server).
-const SYSCALL_WARMUP: Duration = Duration::from_millis(500);
 
 /// Echo servers side by side (sockloop, tokio current-thread, plain mio) under one load
 /// generator. Every option can also be set through the environment variable named in its help.
@@ -97,6 +95,9 @@ struct Args {
     /// Seconds of the system-call pass's window; 0 skips that pass [ECHO_SYSCALL_WINDOW_S, default 1]
     #[arg(long)]
     syscall_window: Option<f64>,
+    /// Seconds of load before the system-call pass counts [ECHO_SYSCALL_WARMUP_S, default 0.5]
+    #[arg(long)]
+    syscall_warmup: Option<f64>,
     /// In how many of the rounds (spread over the run) the system-call pass follows the timed
     /// pass; the median is reported [ECHO_SYSCALL_ROUNDS, default 3]
     #[arg(long)]
@@ -133,6 +134,7 @@ struct Settings {
     window: Duration,
     rounds: usize,
     syscall_window: Duration,
+    syscall_warmup: Duration,
     /// Rounds (0-based) that include the system-call pass.
     syscall_rounds: Vec<usize>,
     cases: Vec<Case>,
@@ -172,6 +174,9 @@ impl Settings {
         let syscall_rounds = args
             .syscall_rounds
             .or_else(|| env_parse("ECHO_SYSCALL_ROUNDS"));
+        let syscall_warmup = args
+            .syscall_warmup
+            .or_else(|| env_parse("ECHO_SYSCALL_WARMUP_S"));
         let syscall_window = args
             .syscall_window
             .or_else(|| env_parse("ECHO_SYSCALL_WINDOW_S"));
@@ -226,6 +231,7 @@ impl Settings {
             window: seconds(window.unwrap_or(1.5)).max(Duration::from_millis(100)),
             rounds: rounds.max(1),
             syscall_window: seconds(syscall_window.unwrap_or(1.0)),
+            syscall_warmup: seconds(syscall_warmup.unwrap_or(0.5)),
             syscall_rounds: spread(syscall_rounds.unwrap_or(3), rounds.max(1)),
             cases,
             kinds,
@@ -363,7 +369,7 @@ fn count_syscalls(
     set: &Settings,
 ) -> io::Result<(f64, Option<f64>)> {
     let mut counter = probe::SyscallCounter::attach(server.pid())?;
-    let cfg = load_config(server.addr, case, SYSCALL_WARMUP, set.syscall_window);
+    let cfg = load_config(server.addr, case, set.syscall_warmup, set.syscall_window);
     let mut failure = None;
     let (mut start, mut end) = (0, 0);
     loadgen::run_load(&cfg, &mut |phase: Phase| {
