@@ -53,8 +53,9 @@ impl Core {
     }
 
     /// Called after each event of step 3, with the length the dirty list had before it. If
-    /// the event's callbacks queued output for `token`'s own connection and for no other (a
-    /// reply: its read path marked it dirty, last and alone), the reply leaves now after a
+    /// the event's callbacks put `token`'s own connection on the list and no other (a reply:
+    /// its read path marked it dirty, last and alone; connections already on the list stay
+    /// where they are), the reply leaves now after a
     /// small poll, or joins the burst that leaves once `flush_batch` connections are in it.
     /// Anything else on the dirty list waits for step 4: a callback that also wrote to others
     /// (a chat line echoed to its sender too) keeps its own copy with theirs, so that a member
