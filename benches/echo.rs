@@ -63,6 +63,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use common::cli::CargoBench;
+use common::cpu;
 use common::out::target_dir;
 use common::pin::{self, CLIENT_CPU as LOADGEN_CPU, SERVER_CPU};
 use common::process::ServerProcess;
@@ -142,6 +143,9 @@ struct Settings {
     out: PathBuf,
     pin: bool,
     count_syscalls: bool,
+    /// `ksoftirqd/<server CPU>`, when pinned: its time per message is reported beside the
+    /// server's (see `common::cpu::ksoftirqd`).
+    ksoftirqd: Option<u32>,
 }
 
 fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -238,6 +242,7 @@ impl Settings {
             out,
             pin: !args.no_pin,
             count_syscalls: true,
+            ksoftirqd: None,
         })
     }
 }
@@ -279,13 +284,16 @@ fn load_config(addr: SocketAddr, case: &Case, warmup: Duration, window: Duration
 struct Edge {
     cpu_ns: u64,
     echoed: u64,
+    /// CPU time of the server CPU's `ksoftirqd`, if it is watched and could be read.
+    softirq_ns: Option<u64>,
 }
 
 impl Edge {
-    fn read(server: &mut ServerProcess) -> io::Result<Edge> {
+    fn read(server: &mut ServerProcess, ksoftirqd: Option<u32>) -> io::Result<Edge> {
         Ok(Edge {
             cpu_ns: server.cpu_ns()?,
             echoed: echoed(server)?,
+            softirq_ns: ksoftirqd.and_then(|pid| cpu::pid_ns(pid).ok()),
         })
     }
 }
@@ -308,8 +316,8 @@ fn measure(kind: Kind, case: &Case, set: &Settings, syscalls: bool) -> io::Resul
                 SETTLE_TIMEOUT,
             ))
         }
-        Phase::Measuring => start = Some(Edge::read(&mut server)),
-        Phase::Done => end = Some(Edge::read(&mut server)),
+        Phase::Measuring => start = Some(Edge::read(&mut server, set.ksoftirqd)),
+        Phase::Done => end = Some(Edge::read(&mut server, set.ksoftirqd)),
     })?;
     let missing = || io::Error::other("the load generator skipped a phase");
     let rss_connected = rss_connected.ok_or_else(missing)??;
@@ -330,6 +338,10 @@ fn measure(kind: Kind, case: &Case, set: &Settings, syscalls: bool) -> io::Resul
         p99_us: latency.value_at_quantile(0.99) as f64 / 1e3,
         cpu_us_per_msg: cpu as f64 / 1e3 / server_messages as f64,
         server_cpu: cpu as f64 / report.elapsed.as_nanos().max(1) as f64,
+        softirq_us_per_msg: start
+            .softirq_ns
+            .zip(end.softirq_ns)
+            .map(|(a, b)| b.saturating_sub(a) as f64 / 1e3 / server_messages as f64),
         syscalls_per_msg: None,
         msgs_per_wait: None,
         rss_per_conn: rss_connected.saturating_sub(rss_before) as f64 / conns,
@@ -447,6 +459,16 @@ fn main() -> ExitCode {
         Err(e) => println!("open-files limit not raised: {e}"),
     }
     place(&mut set);
+    if set.pin {
+        match cpu::ksoftirqd(SERVER_CPU) {
+            Ok(Some(pid)) => {
+                set.ksoftirqd = Some(pid);
+                println!("deferred softirq work: ksoftirqd/{SERVER_CPU} (pid {pid}), read over each measured window");
+            }
+            Ok(None) => println!("deferred softirq work: not read (no ksoftirqd/{SERVER_CPU})"),
+            Err(e) => println!("deferred softirq work: not read ({e})"),
+        }
+    }
     if set.syscall_window.is_zero() || set.syscall_rounds.is_empty() {
         set.count_syscalls = false;
         println!("system calls: not counted (--syscall-window 0 or --syscall-rounds 0)");

@@ -58,3 +58,30 @@ fn read_ns(path: &Path) -> io::Result<u64> {
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     schedstat_ns(&text)
 }
+
+/// The pid of `ksoftirqd/CPU`, the kernel thread that runs the softirq work (packet
+/// processing, timers) that CPU `cpu` could not finish on the spot; `None` if there is none.
+///
+/// Why a benchmark looks at it: softirq work done on the spot is charged to whichever process
+/// the CPU was running, so a server pays for the packets its own `write`s deliver. Once a CPU
+/// is saturated the kernel moves the overflow to this thread, where no server's time counts
+/// it, and how much overflows differs from server to server.
+pub fn ksoftirqd(cpu: usize) -> io::Result<Option<u32>> {
+    let name = format!("ksoftirqd/{cpu}");
+    for entry in fs::read_dir("/proc")? {
+        let entry = entry?;
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        // A process that exited since the listing has no comm any more: skip it.
+        if fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim_end() == name) {
+            return Ok(Some(pid));
+        }
+    }
+    Ok(None)
+}
+
+/// Nanoseconds thread or process `pid` (of any owner) has spent on a CPU.
+pub fn pid_ns(pid: u32) -> io::Result<u64> {
+    read_ns(Path::new(&format!("/proc/{pid}/schedstat")))
+}

@@ -39,6 +39,10 @@ pub struct Sample {
     pub cpu_us_per_msg: f64,
     /// Server CPU time over the window as a fraction of one CPU.
     pub server_cpu: f64,
+    /// CPU time of the server CPU's `ksoftirqd` over the window per echoed message, in
+    /// microseconds, if read: softirq work the kernel deferred there, which no server's CPU
+    /// time includes.
+    pub softirq_us_per_msg: Option<f64>,
     /// Server system calls per echoed message (separate pass), if counted.
     pub syscalls_per_msg: Option<f64>,
     /// Messages echoed per `epoll_wait` of the server (same pass), if counted: with one message
@@ -76,6 +80,9 @@ impl Sample {
             p99_us: m(|x| x.p99_us),
             cpu_us_per_msg: m(|x| x.cpu_us_per_msg),
             server_cpu: m(|x| x.server_cpu),
+            softirq_us_per_msg: median(
+                rounds.iter().filter_map(|x| x.softirq_us_per_msg).collect(),
+            ),
             syscalls_per_msg: median(rounds.iter().filter_map(|x| x.syscalls_per_msg).collect()),
             msgs_per_wait: median(rounds.iter().filter_map(|x| x.msgs_per_wait).collect()),
             rss_per_conn: m(|x| x.rss_per_conn),
@@ -134,12 +141,24 @@ impl Results {
     /// sockloop's CPU per message divided by `peer`'s, paired by round (each round runs the
     /// servers back to back, so a ratio compares like with like); `None` without a pair.
     pub fn cpu_ratio(&self, row: &Row, peer: Kind) -> Option<Ratio> {
+        self.ratio(row, peer, |x| Some(x.cpu_us_per_msg))
+    }
+
+    /// As [`Results::cpu_ratio`], with the server CPU's `ksoftirqd` time per message added to
+    /// each side; `None` where it was not read.
+    pub fn cpu_with_softirq_ratio(&self, row: &Row, peer: Kind) -> Option<Ratio> {
+        self.ratio(row, peer, |x| {
+            Some(x.cpu_us_per_msg + x.softirq_us_per_msg?)
+        })
+    }
+
+    fn ratio(&self, row: &Row, peer: Kind, f: impl Fn(&Sample) -> Option<f64>) -> Option<Ratio> {
         let ours = row.rounds.get(self.index(Kind::Sockloop)?)?;
         let theirs = row.rounds.get(self.index(peer)?)?;
         let ratios: Vec<f64> = ours
             .iter()
             .zip(theirs)
-            .filter_map(|(a, b)| Some(a.as_ref()?.cpu_us_per_msg / b.as_ref()?.cpu_us_per_msg))
+            .filter_map(|(a, b)| Some(f(a.as_ref()?)? / f(b.as_ref()?)?))
             .collect();
         (!ratios.is_empty()).then(|| Ratio::of(ratios))
     }
@@ -267,6 +286,15 @@ pub fn render(results: &Results, rounds: usize) -> String {
         }
     }
 
+    if results.rows.iter().any(|r| {
+        r.samples
+            .iter()
+            .flatten()
+            .any(|x| x.softirq_us_per_msg.is_some())
+    }) {
+        render_softirq(&mut s, results, label_w, has_sockloop);
+    }
+
     for row in results.rows.iter().filter(|r| r.case.idle > 0) {
         let conns = row.case.idle + row.case.active;
         let _ = writeln!(
@@ -313,15 +341,52 @@ pub fn render(results: &Results, rounds: usize) -> String {
     s
 }
 
+/// The table of the server CPU's deferred softirq work, and the CPU ratios with it counted.
+fn render_softirq(s: &mut String, results: &Results, label_w: usize, has_sockloop: bool) {
+    let _ = writeln!(
+        s,
+        "\nDeferred softirq work: ksoftirqd on the server's CPU, µs per echoed message (not in CPU µs above: the kernel moves\n\
+         softirq work there once the CPU is saturated, and how much moves differs by server); ratio: (CPU µs + this), sockloop over the peer's"
+    );
+    let _ = write!(s, "{:label_w$}", "case conns");
+    for k in &results.kinds {
+        let _ = write!(s, " | {:>9}", k.name());
+    }
+    if has_sockloop {
+        for peer in results.peers() {
+            let _ = write!(s, " | {:^19}", format!("sockloop/{}", peer.name()));
+        }
+    }
+    let _ = writeln!(s);
+    for row in &results.rows {
+        let _ = write!(s, "{:label_w$}", row.case.label());
+        for x in &row.samples {
+            let v = x.as_ref().and_then(|x| x.softirq_us_per_msg);
+            let _ = write!(s, " | {:>9}", opt(v, 3));
+        }
+        if has_sockloop {
+            for peer in results.peers() {
+                let text = results
+                    .cpu_with_softirq_ratio(row, peer)
+                    .map_or("-".to_string(), |r| {
+                        format!("{:.3} [{:.2}-{:.2}]", r.median, r.min, r.max)
+                    });
+                let _ = write!(s, " | {text:>19}");
+            }
+        }
+        let _ = writeln!(s);
+    }
+}
+
 const CSV_HEADER: &str = "case,active_connections,idle_connections,server,round,msgs_per_sec,\
     p50_us,p99_us,cpu_us_per_msg,cpu_ratio_sockloop_over_server,syscalls_per_msg,\
-    msgs_per_epoll_wait,server_cpu_pct,\
+    msgs_per_epoll_wait,server_cpu_pct,ksoftirqd_us_per_msg,\
     rss_bytes_per_conn,client_messages,server_messages,window_s,established,load_ok,issues\n";
 
 fn csv_line(s: &mut String, case: &Case, kind: Kind, round: &str, x: &Sample, ratio: Option<f64>) {
     let _ = writeln!(
         s,
-        "{},{},{},{},{round},{:.0},{:.2},{:.2},{:.4},{},{},{},{:.1},{:.1},{},{},{:.3},{},{},{}",
+        "{},{},{},{},{round},{:.0},{:.2},{:.2},{:.4},{},{},{},{:.1},{},{:.1},{},{},{:.3},{},{},{}",
         case.name,
         case.active,
         case.idle,
@@ -334,6 +399,7 @@ fn csv_line(s: &mut String, case: &Case, kind: Kind, round: &str, x: &Sample, ra
         opt(x.syscalls_per_msg, 4),
         opt(x.msgs_per_wait, 2),
         x.server_cpu * 100.0,
+        opt(x.softirq_us_per_msg, 4),
         x.rss_per_conn,
         x.messages,
         x.server_messages,
