@@ -81,6 +81,11 @@ struct Args {
     /// Connects in progress at once (per client process).
     #[arg(long, value_name = "N", default_value_t = 256)]
     connect_concurrency: usize,
+    /// A connect to a loopback server still pending after this many seconds is made again on
+    /// a fresh socket (its SYN was dropped: the server's accept queue was full, and the kernel
+    /// would resend it only after 1 s); 0 leaves retries to the kernel.
+    #[arg(long, value_name = "SECS", default_value_t = 0.1, value_parser = parse_secs)]
+    connect_retry: f64,
     /// Source addresses for client sockets: ranges and comma lists, e.g. 127.0.0.2-127.0.0.40.
     #[arg(long, value_name = "IPS", value_parser = parse_ips)]
     src_ips: Option<IpList>,
@@ -184,6 +189,7 @@ fn load_config(args: &Args, addr: SocketAddr, share: usize, of: usize) -> LoadCo
         src_ips: args.src_ips.clone().map(|l| l.0).unwrap_or_default(),
         connect_timeout: secs(args.connect_timeout),
         connect_concurrency: args.connect_concurrency,
+        connect_retry: (args.connect_retry > 0.0).then(|| secs(args.connect_retry)),
         progress: !args.quiet && of == 1,
         ..LoadConfig::default()
     }
@@ -530,6 +536,8 @@ fn worker_command(args: &Args, addr: SocketAddr, index: usize) -> Result<Command
         .arg(args.connect_concurrency.to_string());
     cmd.arg("--connect-timeout")
         .arg(args.connect_timeout.to_string());
+    cmd.arg("--connect-retry")
+        .arg(args.connect_retry.to_string());
     if let Some(d) = args.duration {
         cmd.arg("--duration").arg(d.to_string());
     }

@@ -17,11 +17,12 @@
 //!    at a time, within `connect_timeout` for the whole phase. Then `on_phase(Connected)`.
 //!    The window limits handshakes in flight; it cannot see the server's accept queue (a
 //!    connect completes here when the handshake does, before the server accepts). If the server
-//!    falls behind by a whole queue (4096 on Linux; 80 ms at 50,000 connects/s, e.g. while
-//!    other work on the machine holds its core), the kernel drops the handshakes in flight and
-//!    retries them a second later: the connect phase takes ~1.2 s instead of ~0.3 s, and
-//!    `nstat TcpExtListenOverflows` counts exactly the window. A server that accepts more
-//!    slowly than we connect shows the same, every time (1-3 s).
+//!    falls behind by a whole queue (4096 on Linux), the kernel drops the SYNs in flight
+//!    (`nstat TcpExtListenOverflows` counts exactly the window) and would resend them only a
+//!    second later. One reactor thread accepting 10,000 connections from this generator on a
+//!    2-core machine fell that far behind in most runs. So, against a loopback server, a
+//!    connect still pending after `connect_retry` (a handshake there takes microseconds) is
+//!    abandoned and made again on a fresh socket; the report counts these retries.
 //! 2. **Warm up**: each active connection keeps `depth` messages of `size` bytes in flight; each
 //!    echo that completes a message sends the next one. Not measured.
 //! 3. `on_phase(Measuring)`, then **measure** for `duration` or until `messages` round trips.
@@ -55,6 +56,7 @@ mod report;
 mod track;
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -73,6 +75,9 @@ use track::{Client, Run, Status};
 
 /// The longest a single wait for events lasts, so deadlines and progress are checked often.
 const TICK: Duration = Duration::from_millis(50);
+/// How long a loopback connect may stay pending before it is made again: far above a loopback
+/// handshake (microseconds) and far below the kernel's first SYN retransmission (1 s).
+pub const DEFAULT_CONNECT_RETRY: Duration = Duration::from_millis(100);
 /// How often progress is reported.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// Measured window when neither `duration` nor `messages` is given.
@@ -106,6 +111,10 @@ pub struct LoadConfig {
     pub progress: bool,
     /// Handshakes in flight at once (see "How a run goes" above).
     pub connect_concurrency: usize,
+    /// A connect to a loopback address still pending after this long is abandoned and started
+    /// again on a fresh socket (see "How a run goes" above); `None`, or a server on another
+    /// address, leaves the retries to the kernel.
+    pub connect_retry: Option<Duration>,
     /// Limit for waiting for the echoes in flight when the measured window ends; bytes not
     /// back by then count as lost.
     pub drain_timeout: Duration,
@@ -130,6 +139,7 @@ impl Default for LoadConfig {
             connect_timeout: Duration::from_secs(30),
             progress: false,
             connect_concurrency: 256,
+            connect_retry: Some(DEFAULT_CONNECT_RETRY),
             drain_timeout: Duration::from_secs(10),
             close_grace: Duration::from_secs(5),
             max_measure: Duration::from_secs(60),
@@ -303,17 +313,29 @@ impl<'a> Driver<'a> {
         let started = Instant::now();
         let deadline = started + self.cfg.connect_timeout;
         let window = self.cfg.connect_concurrency.max(1);
+        let retry = self
+            .cfg
+            .connect_retry
+            .filter(|_| self.cfg.addr.ip().is_loopback());
+        // Connects in the order they started, with their attempt: the oldest is due first.
+        let mut pending: VecDeque<(usize, u8, Instant)> = VecDeque::new();
         let mut next = 0;
         loop {
             while next < total && self.run.borrow().connecting < window {
-                self.start_connect(next);
+                pending.push_back(self.start_connect(next));
                 next += 1;
             }
             let now = Instant::now();
             if (next == total && self.run.borrow().connecting == 0) || now >= deadline {
                 break;
             }
-            self.reactor.run_once(Some((deadline - now).min(TICK)))?;
+            let mut wait = (deadline - now).min(TICK);
+            if let Some(retry) = retry {
+                if let Some(due) = self.retry_stalled(&mut pending, retry, now) {
+                    wait = wait.min(due);
+                }
+            }
+            self.reactor.run_once(Some(wait))?;
             self.progress(false);
         }
         self.connect_time = started.elapsed();
@@ -342,11 +364,50 @@ impl<'a> Driver<'a> {
         })
     }
 
-    fn start_connect(&mut self, c: usize) {
+    /// Makes again every connect of `pending` that has been in progress for `retry` by `now`,
+    /// and drops the entries of connects that ended. Returns how long until the oldest one
+    /// left is due, if any is.
+    fn retry_stalled(
+        &mut self,
+        pending: &mut VecDeque<(usize, u8, Instant)>,
+        retry: Duration,
+        now: Instant,
+    ) -> Option<Duration> {
+        while let Some(&(c, attempt, started)) = pending.front() {
+            let live = {
+                let run = self.run.borrow();
+                let conn = &run.conns[c];
+                conn.status == Status::Connecting && conn.attempt == attempt
+            };
+            if !live {
+                pending.pop_front();
+                continue;
+            }
+            let due = started + retry;
+            if due > now {
+                return Some(due - now);
+            }
+            pending.pop_front();
+            // Abandon first: the abort's close then belongs to a dead attempt.
+            let id = self.run.borrow().conns[c].id;
+            if self.run.borrow_mut().retry_connect(c) {
+                if let Some(id) = id {
+                    let _ = self.reactor.abort(id);
+                }
+                pending.push_back(self.start_connect(c));
+            }
+        }
+        None
+    }
+
+    /// Starts connection `c`'s connect; returns what `connect_all` tracks of it.
+    fn start_connect(&mut self, c: usize) -> (usize, u8, Instant) {
         let cfg = self.cfg;
         self.run.borrow_mut().start_connect(c);
+        let attempt = self.run.borrow().conns[c].attempt;
         let client = Client {
             c,
+            attempt,
             run: Rc::clone(&self.run),
             connect_timeout: cfg.connect_timeout,
         };
@@ -358,6 +419,7 @@ impl<'a> Driver<'a> {
             }
         };
         self.run.borrow_mut().conns[c].id = Some(id);
+        (c, attempt, Instant::now())
     }
 
     fn abort(&mut self, c: usize) {
@@ -437,6 +499,7 @@ impl<'a> Driver<'a> {
             bytes: run.bytes,
             elapsed: run.measured(),
             connect_time: self.connect_time,
+            connect_retries: run.connect_retries,
             latency: run.hist.clone(),
             errors,
             corrupted: run.corrupted,

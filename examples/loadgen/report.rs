@@ -23,6 +23,9 @@ pub struct LoadReport {
     pub elapsed: Duration,
     /// How long the connect phase took (the longest of several processes').
     pub connect_time: Duration,
+    /// Connects abandoned after stalling and made again (`LoadConfig::connect_retry`): each
+    /// one is a SYN the server's full accept queue made the kernel drop.
+    pub connect_retries: u64,
     /// Round-trip latency in nanoseconds, measured window only.
     pub latency: Histogram<u64>,
     /// The first few problems in words (lost/reordered/corrupted bytes, failed connects, resets).
@@ -63,7 +66,7 @@ impl LoadReport {
     /// A few human-readable lines: connections, rates, latency, verification.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(
+        let _ = write!(
             s,
             "connections: {} established in {:.2} s, {} failed (of {})",
             self.established,
@@ -71,6 +74,14 @@ impl LoadReport {
             self.failed,
             self.requested
         );
+        if self.connect_retries > 0 {
+            let _ = write!(
+                s,
+                "; {} stalled connects made again (the server's accept queue was full)",
+                self.connect_retries
+            );
+        }
+        s.push('\n');
         let _ = writeln!(
             s,
             "throughput:  {} round trips in {:.2} s = {:.0} msg/s, {:.2} MB/s echoed",
@@ -114,6 +125,7 @@ impl LoadReport {
         self.bytes += other.bytes;
         self.elapsed = self.elapsed.max(other.elapsed);
         self.connect_time = self.connect_time.max(other.connect_time);
+        self.connect_retries += other.connect_retries;
         self.latency
             .add(&other.latency)
             .expect("histograms with the same bounds");
@@ -128,7 +140,7 @@ impl LoadReport {
     /// per recorded bucket, which rebuilds it exactly.
     pub fn to_lines(&self) -> String {
         let mut s = format!(
-            "report {} {} {} {} {} {} {} {} {} {}\nlatency",
+            "report {} {} {} {} {} {} {} {} {} {} {}\nlatency",
             self.requested,
             self.established,
             self.failed,
@@ -138,7 +150,8 @@ impl LoadReport {
             self.corrupted,
             self.dropped,
             self.lost_bytes,
-            self.connect_time.as_nanos()
+            self.connect_time.as_nanos(),
+            self.connect_retries
         );
         for v in self.latency.iter_recorded() {
             let _ = write!(s, " {}:{}", v.value_iterated_to(), v.count_at_value());
@@ -165,7 +178,7 @@ impl LoadReport {
                                 .map_err(|e| format!("bad report line {line:?}: {e}"))
                         })
                         .collect::<Result<_, _>>()?;
-                    if n.len() != 10 {
+                    if n.len() != 11 {
                         return Err(format!("bad report line {line:?}"));
                     }
                     report.requested = n[0] as usize;
@@ -178,6 +191,7 @@ impl LoadReport {
                     report.dropped = n[7] as usize;
                     report.lost_bytes = n[8] as u64;
                     report.connect_time = Duration::from_nanos(n[9] as u64);
+                    report.connect_retries = n[10] as u64;
                     seen = true;
                 }
                 "latency" => {
@@ -211,6 +225,7 @@ impl LoadReport {
             bytes: 0,
             elapsed: Duration::ZERO,
             connect_time: Duration::ZERO,
+            connect_retries: 0,
             latency: new_histogram(),
             errors: Vec::new(),
             corrupted: 0,

@@ -57,6 +57,11 @@ pub(super) struct Conn {
     /// Bytes of the echo verified so far.
     pub(super) recvd: u64,
     pub(super) status: Status,
+    /// Which connect attempt is the live one: the driver may abandon a stalled connect and
+    /// start a fresh one (see `LoadConfig::connect_retry`), and the abandoned attempt's
+    /// callbacks must not count. Wrapping is harmless: an abandoned attempt is aborted at once,
+    /// so its last callback comes long before 256 more attempts.
+    pub(super) attempt: u8,
 }
 
 /// How a connection ended, as far as the run cares.
@@ -99,6 +104,8 @@ pub(super) struct Run {
     /// time message `k + depth` is sent.
     sent_at: Vec<u64>,
     pub(super) connecting: usize,
+    /// Stalled connects abandoned and started again.
+    pub(super) connect_retries: u64,
     pub(super) established: usize,
     pub(super) failed: usize,
     pub(super) dropped: usize,
@@ -132,6 +139,7 @@ impl Run {
             sent: 0,
             recvd: 0,
             status: Status::Unstarted,
+            attempt: 0,
         };
         Run {
             base: Instant::now(),
@@ -143,6 +151,7 @@ impl Run {
             conns: vec![conn; total],
             sent_at: vec![0; active * depth],
             connecting: 0,
+            connect_retries: 0,
             established: 0,
             failed: 0,
             dropped: 0,
@@ -225,6 +234,20 @@ impl Run {
     pub(super) fn start_connect(&mut self, c: usize) {
         self.conns[c].status = Status::Connecting;
         self.connecting += 1;
+    }
+
+    /// Abandons connection `c`'s connect, if it is still in progress, so that the driver can
+    /// start it again; the old attempt's callbacks are ignored from now on.
+    pub(super) fn retry_connect(&mut self, c: usize) -> bool {
+        let conn = &mut self.conns[c];
+        if conn.status != Status::Connecting {
+            return false;
+        }
+        conn.status = Status::Unstarted;
+        conn.attempt = conn.attempt.wrapping_add(1);
+        self.connecting -= 1;
+        self.connect_retries += 1;
+        true
     }
 
     pub(super) fn opened(&mut self, c: usize) {
@@ -380,14 +403,25 @@ impl Run {
 /// The handler of one load connection made with `Reactor::connect`.
 pub(super) struct Client {
     pub(super) c: usize,
+    /// The connect attempt this handler belongs to (`Conn::attempt` when it was made).
+    pub(super) attempt: u8,
     pub(super) run: Rc<RefCell<Run>>,
     /// Only for the wording of a timed-out connect.
     pub(super) connect_timeout: Duration,
 }
 
+impl Client {
+    /// Whether this handler's attempt is still the connection's live one.
+    fn live(&self) -> bool {
+        self.run.borrow().conns[self.c].attempt == self.attempt
+    }
+}
+
 impl Handler for Client {
     fn on_open(&mut self, _cx: &mut Context<'_>) {
-        self.run.borrow_mut().opened(self.c);
+        if self.live() {
+            self.run.borrow_mut().opened(self.c);
+        }
     }
 
     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
@@ -413,6 +447,10 @@ impl Handler for Client {
     }
 
     fn on_close(&mut self, _cx: &mut Context<'_>, reason: CloseReason) {
+        // An abandoned attempt's close (its abort) is expected and counts for nothing.
+        if !self.live() {
+            return;
+        }
         let timeout = self.connect_timeout;
         self.run.borrow_mut().closed(self.c, reason.into(), timeout);
     }
