@@ -193,6 +193,10 @@ impl Conn {
         self.stream.set_nodelay(nodelay)
     }
 
+    pub(crate) fn nodelay(&self) -> io::Result<bool> {
+        self.stream.nodelay()
+    }
+
     /// Whether new output is still accepted.
     pub(crate) fn accepts_output(&self) -> bool {
         matches!(

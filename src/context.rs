@@ -299,6 +299,36 @@ impl<'a> Context<'a> {
             .set_nodelay(nodelay)
     }
 
+    /// Whether Nagle's algorithm is off for this connection (`TCP_NODELAY`); always `false`
+    /// for a Unix-domain connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Says whether its connection has Nagle's algorithm off, then echoes.
+    /// struct Report;
+    /// impl Handler for Report {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         match cx.nodelay() {
+    ///             Ok(on) => log::info!("{}: TCP_NODELAY {on}", cx.id()),
+    ///             Err(e) => log::warn!("{}: TCP_NODELAY unknown: {e}", cx.id()),
+    ///         }
+    ///     }
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         cx.write(input.take_all());
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] inside `on_close`, or the error of `getsockopt`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.core.conn(self.id).ok_or_else(gone)?.nodelay()
+    }
+
     /// Starts a non-blocking outbound connection served by `handler`; see
     /// [`Reactor::connect`](crate::Reactor::connect).
     ///

@@ -89,6 +89,14 @@ impl Stream {
         }
     }
 
+    /// Whether Nagle's algorithm is off (`TCP_NODELAY`); `false` for a Unix stream.
+    pub(crate) fn nodelay(&self) -> io::Result<bool> {
+        match self {
+            Stream::Tcp(s) => s.nodelay(),
+            Stream::Unix(_) => Ok(false),
+        }
+    }
+
     /// Makes the coming close send a reset (TCP); a Unix peer just sees the close.
     pub(crate) fn set_reset_on_close(&self) {
         if let Stream::Tcp(s) = self {

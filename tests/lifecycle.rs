@@ -357,3 +357,35 @@ fn close_after_shutdown_write_gives_up_on_a_silent_peer() {
     drop(c);
     server.stop();
 }
+
+/// Reports its connection's `TCP_NODELAY` on open, then again after turning it off.
+struct Nagle(Sender<(bool, bool)>);
+
+impl Handler for Nagle {
+    fn on_open(&mut self, cx: &mut Context<'_>) {
+        let first = cx.nodelay().unwrap();
+        cx.set_nodelay(false).unwrap();
+        let _ = self.0.send((first, cx.nodelay().unwrap()));
+    }
+
+    fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+        input.consume(input.len());
+    }
+}
+
+#[test]
+fn accepted_connections_start_with_the_listeners_nodelay_setting() {
+    // On Linux the listener carries the option and accepted sockets inherit it: both settings
+    // must still arrive on every connection.
+    for nodelay in [true, false] {
+        let (tx, rx) = mpsc::channel();
+        let options = sockloop::ListenOptions::new().nodelay(nodelay);
+        let (addr, server) = util::serve_with(options, move || Nagle(tx.clone()));
+        let _c = util::client(addr);
+        let _d = util::client(addr);
+        for _ in 0..2 {
+            assert_eq!(util::recv(&rx, "TCP_NODELAY"), (nodelay, false));
+        }
+        server.stop();
+    }
+}
