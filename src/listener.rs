@@ -21,7 +21,7 @@ use crate::core::{gone, Core, Entry, Slot, TimerAction};
 use crate::handler::Handler;
 use crate::id::ListenerId;
 use crate::listen_options::ListenOptions;
-use crate::stream::{bind_unix, ListenSocket, Stream};
+use crate::stream::{bind_unix, ListenSocket, Peer, Stream};
 
 /// Connections accepted per readiness event before the listener yields to established
 /// connections; the rest are taken on the next iteration via the still-ready queue.
@@ -241,7 +241,7 @@ impl Core {
         &mut self,
         stream: Stream,
         handler: Box<dyn Handler>,
-        peer: &str,
+        peer: &Peer,
         idle: Option<Duration>,
         class: u16,
     ) {
@@ -316,7 +316,7 @@ impl Core {
     /// Refuses one client at a connection limit: sends `reply` and closes. What the client
     /// already sent is read and dropped first, because closing a socket with unread input
     /// makes the kernel send a reset, which can destroy the reply before the client reads it.
-    fn reject(&mut self, id: ListenerId, stream: Stream, peer: &str, reply: &[u8]) {
+    fn reject(&mut self, id: ListenerId, stream: Stream, peer: &Peer, reply: &[u8]) {
         self.counters.stats.rejected += 1;
         let mut scratch = [0u8; 1024];
         for _ in 0..16 {

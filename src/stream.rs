@@ -123,16 +123,30 @@ pub(crate) enum ListenSocket {
     Unix(UnixListener),
 }
 
+/// Who an accepted connection came from, for logs. Formatted only when a log line is
+/// written: an accept burst of thousands of connections should not format an address each.
+pub(crate) enum Peer {
+    Tcp(std::net::SocketAddr),
+    Unix,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(addr) => addr.fmt(f),
+            Peer::Unix => f.write_str("a unix peer"),
+        }
+    }
+}
+
 impl ListenSocket {
-    /// Accepts one connection; the string describes the peer for logs.
-    pub(crate) fn accept(&self) -> io::Result<(Stream, String)> {
+    /// Accepts one connection.
+    pub(crate) fn accept(&self) -> io::Result<(Stream, Peer)> {
         match self {
             ListenSocket::Tcp(l) => l
                 .accept()
-                .map(|(s, peer)| (Stream::Tcp(s), peer.to_string())),
-            ListenSocket::Unix(l) => l
-                .accept()
-                .map(|(s, _)| (Stream::Unix(s), "a unix peer".to_string())),
+                .map(|(s, peer)| (Stream::Tcp(s), Peer::Tcp(peer))),
+            ListenSocket::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
         }
     }
 
