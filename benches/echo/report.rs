@@ -222,9 +222,7 @@ pub fn render(results: &Results, rounds: usize) -> String {
         let _ = write!(s, " | {:^23}", k.name());
     }
     if has_sockloop {
-        for peer in results.peers() {
-            let _ = write!(s, " | {:^19}", format!("sockloop/{}", peer.name()));
-        }
+        peer_headers(&mut s, results);
     }
     let _ = write!(s, "\n{:label_w$}", "");
     for _ in &results.kinds {
@@ -251,12 +249,7 @@ pub fn render(results: &Results, rounds: usize) -> String {
             };
         }
         if has_sockloop {
-            for peer in results.peers() {
-                let text = results.cpu_ratio(row, peer).map_or("-".to_string(), |r| {
-                    format!("{:.3} [{:.2}-{:.2}]", r.median, r.min, r.max)
-                });
-                let _ = write!(s, " | {text:>19}");
-            }
+            ratio_cells(&mut s, results, |peer| results.cpu_ratio(row, peer));
         }
         let _ = writeln!(s);
     }
@@ -341,6 +334,23 @@ pub fn render(results: &Results, rounds: usize) -> String {
     s
 }
 
+/// One `sockloop/<peer>` column heading per peer.
+fn peer_headers(s: &mut String, results: &Results) {
+    for peer in results.peers() {
+        let _ = write!(s, " | {:^19}", format!("sockloop/{}", peer.name()));
+    }
+}
+
+/// One `median [min-max]` cell per peer, from `ratio`.
+fn ratio_cells(s: &mut String, results: &Results, ratio: impl Fn(Kind) -> Option<Ratio>) {
+    for peer in results.peers() {
+        let text = ratio(peer).map_or("-".to_string(), |r| {
+            format!("{:.3} [{:.2}-{:.2}]", r.median, r.min, r.max)
+        });
+        let _ = write!(s, " | {text:>19}");
+    }
+}
+
 /// The table of the server CPU's deferred softirq work, and the CPU ratios with it counted.
 fn render_softirq(s: &mut String, results: &Results, label_w: usize, has_sockloop: bool) {
     let _ = writeln!(
@@ -353,9 +363,7 @@ fn render_softirq(s: &mut String, results: &Results, label_w: usize, has_sockloo
         let _ = write!(s, " | {:>9}", k.name());
     }
     if has_sockloop {
-        for peer in results.peers() {
-            let _ = write!(s, " | {:^19}", format!("sockloop/{}", peer.name()));
-        }
+        peer_headers(s, results);
     }
     let _ = writeln!(s);
     for row in &results.rows {
@@ -365,14 +373,7 @@ fn render_softirq(s: &mut String, results: &Results, label_w: usize, has_sockloo
             let _ = write!(s, " | {:>9}", opt(v, 3));
         }
         if has_sockloop {
-            for peer in results.peers() {
-                let text = results
-                    .cpu_with_softirq_ratio(row, peer)
-                    .map_or("-".to_string(), |r| {
-                        format!("{:.3} [{:.2}-{:.2}]", r.median, r.min, r.max)
-                    });
-                let _ = write!(s, " | {text:>19}");
-            }
+            ratio_cells(s, results, |peer| results.cpu_with_softirq_ratio(row, peer));
         }
         let _ = writeln!(s);
     }

@@ -390,12 +390,11 @@ impl<'a> Driver<'a> {
             pending.pop_front();
             // Abandon first: the abort's close then belongs to a dead attempt.
             let id = self.run.borrow().conns[c].id;
-            if self.run.borrow_mut().retry_connect(c) {
-                if let Some(id) = id {
-                    let _ = self.reactor.abort(id);
-                }
-                pending.push_back(self.start_connect(c));
+            self.run.borrow_mut().retry_connect(c);
+            if let Some(id) = id {
+                let _ = self.reactor.abort(id);
             }
+            pending.push_back(self.start_connect(c));
         }
         None
     }

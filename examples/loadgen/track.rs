@@ -236,18 +236,15 @@ impl Run {
         self.connecting += 1;
     }
 
-    /// Abandons connection `c`'s connect, if it is still in progress, so that the driver can
-    /// start it again; the old attempt's callbacks are ignored from now on.
-    pub(super) fn retry_connect(&mut self, c: usize) -> bool {
+    /// Abandons connection `c`'s connect, which is in progress, so that the driver can start
+    /// it again; the old attempt's callbacks are ignored from now on.
+    pub(super) fn retry_connect(&mut self, c: usize) {
         let conn = &mut self.conns[c];
-        if conn.status != Status::Connecting {
-            return false;
-        }
+        debug_assert_eq!(conn.status, Status::Connecting);
         conn.status = Status::Unstarted;
         conn.attempt = conn.attempt.wrapping_add(1);
         self.connecting -= 1;
         self.connect_retries += 1;
-        true
     }
 
     pub(super) fn opened(&mut self, c: usize) {
