@@ -95,7 +95,7 @@ impl Core {
         let flags = conn.flags;
         if flags & (OVER_HIGH | READ_PAUSED) != 0 {
             // Reads were paused, so the edge that carried the peer's FIN may be gone: look.
-            self.ready.push_back(id.token());
+            self.mark_ready(id.token());
         }
         if flags & (WR_SHUT | BLOCKED) != 0 {
             // Already waiting on the peer (our FIN is out, or it is not reading): the flush

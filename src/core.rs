@@ -4,14 +4,13 @@
 //! It is kept apart from `Events` and the shared read buffer so that dispatch can borrow those
 //! while a callback borrows this.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpStream, UnixStream};
-use mio::{Interest, Poll, Token};
+use mio::{Poll, Token};
 use slab::Slab;
 
 use crate::buf::BufPool;
@@ -23,9 +22,9 @@ use crate::limits::{Classes, OUTBOUND};
 use crate::listener::Listener;
 use crate::schedule::LoopTimer;
 use crate::shutdown::ShutdownState;
-use crate::source::AnySource;
+use crate::source::{AnySource, Readiness};
 use crate::stats::Counters;
-use crate::stream::Stream;
+use crate::stream::{Stream, STREAM_INTEREST, URGENT_INLINE};
 use crate::timer::Timers;
 use crate::udp::UdpSocketEntry;
 
@@ -45,7 +44,20 @@ pub(crate) enum Entry {
 
 pub(crate) struct Slot {
     pub(crate) gen: u32,
+    /// On the still-ready queue (`Core::ready`): set by `mark_ready`, cleared when the queue
+    /// entry is served, so that a source is never on the queue twice.
+    pub(crate) queued: bool,
     pub(crate) entry: Entry,
+}
+
+impl Slot {
+    pub(crate) fn new(gen: u32, entry: Entry) -> Slot {
+        Slot {
+            gen,
+            queued: false,
+            entry,
+        }
+    }
 }
 
 /// What a timer does when it fires.
@@ -85,8 +97,13 @@ pub(crate) struct Core {
     pub(crate) replies: Vec<ConnId>,
     /// Keys of slots to release in step 4.
     pub(crate) closing: Vec<usize>,
-    /// Sources that stopped on a budget with work left (edge-triggered: no new event will come).
-    pub(crate) ready: VecDeque<Token>,
+    /// The still-ready queue: sources whose turn ended with work left (a budget, the output
+    /// watermark, a resumed read), served after the next iteration's fresh events. With
+    /// edge-triggered readiness no new event would come for that work. A source is on it at
+    /// most once (`Slot::queued`); only `mark_ready` adds to it.
+    ready: Vec<Token>,
+    /// The queue's previous allocation, swapped back in by `take_ready`.
+    ready_spare: Vec<Token>,
     /// Foreign sources with readiness to report; their callbacks need the whole reactor, so
     /// they run after the event loop of step 3.
     pub(crate) source_events: Vec<(SourceId, crate::source::Readiness)>,
@@ -138,7 +155,8 @@ impl Core {
             write_through_poll: crate::flush_policy::WRITE_THROUGH_POLL,
             replies: Vec::new(),
             closing: Vec::new(),
-            ready: VecDeque::new(),
+            ready: Vec::new(),
+            ready_spare: Vec::new(),
             source_events: Vec::new(),
             timers: Timers::default(),
             loop_timers: Slab::new(),
@@ -169,7 +187,7 @@ impl Core {
     /// Stores `entry` in a fresh slot and returns its key and generation.
     pub(crate) fn insert(&mut self, entry: Entry) -> (usize, u32) {
         let gen = self.take_gen();
-        let key = self.slots.insert(Slot { gen, entry });
+        let key = self.slots.insert(Slot::new(gen, entry));
         (key, gen)
     }
 
@@ -188,6 +206,7 @@ impl Core {
             Some(Slot {
                 gen,
                 entry: Entry::Conn(c),
+                ..
             }) if *gen == id.gen() => Some(c),
             _ => None,
         }
@@ -254,6 +273,9 @@ impl Core {
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("connect to {addr}: TCP_NODELAY not set: {e}");
         }
+        if let Err(e) = socket2::SockRef::from(&stream).set_out_of_band_inline(URGENT_INLINE) {
+            log::debug!("connect to {addr}: SO_OOBINLINE not set: {e}");
+        }
         let id = match self.add_conn(Stream::Tcp(stream), handler, State::Connecting, class) {
             Ok(id) => id,
             Err((handler, e)) => {
@@ -300,15 +322,12 @@ impl Core {
         let gen = self.next_gen;
         let vacant = self.slots.vacant_entry();
         let id = ConnId::new(vacant.key(), gen);
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = stream.register(self.poll.registry(), id.token(), interest) {
+        if let Err(e) = stream.register(self.poll.registry(), id.token(), STREAM_INTEREST) {
             return Err((handler, e));
         }
         self.next_gen = gen.wrapping_add(1);
-        vacant.insert(Slot {
-            gen,
-            entry: Entry::Conn(Conn::new(stream, handler, state, self.now_ms, class)),
-        });
+        let conn = Conn::new(stream, handler, state, self.now_ms, class);
+        vacant.insert(Slot::new(gen, Entry::Conn(conn)));
         self.counters.open += 1;
         self.classes.opened(class);
         Ok(id)
@@ -405,13 +424,36 @@ impl Core {
             || !self.closing.is_empty()
     }
 
-    /// Routes one event to the source its token names, if that source still exists.
-    pub(crate) fn dispatch(
-        &mut self,
-        rbuf: &mut [u8],
-        token: Token,
-        ready: crate::source::Readiness,
-    ) {
+    /// Puts the source `token` names on the still-ready queue, unless it is already there or
+    /// gone. Its next turn comes after the next iteration's fresh events.
+    pub(crate) fn mark_ready(&mut self, token: Token) {
+        let (key, gen) = unpack(token.0 as u64);
+        if let Some(slot) = self.slots.get_mut(key) {
+            if slot.gen == gen && !slot.queued {
+                slot.queued = true;
+                self.ready.push(token);
+                self.counters.stats.still_ready += 1;
+            }
+        }
+    }
+
+    /// Takes the still-ready queue for this iteration's retry pass; what is queued from now on
+    /// waits for the next iteration. Hand the list back with `return_ready`.
+    pub(crate) fn take_ready(&mut self) -> Vec<Token> {
+        let spare = std::mem::take(&mut self.ready_spare);
+        std::mem::replace(&mut self.ready, spare)
+    }
+
+    /// Keeps the allocation of a list from `take_ready` for the next iteration.
+    pub(crate) fn return_ready(&mut self, mut served: Vec<Token>) {
+        served.clear();
+        self.ready_spare = served;
+    }
+
+    /// Routes one readiness event to the source its token names, if that source still exists.
+    /// A source on the still-ready queue gets only the writable part of the event now: its
+    /// reads (accepts, receives) wait for its turn in the retry pass, so that it is served once.
+    pub(crate) fn dispatch(&mut self, rbuf: &mut [u8], token: Token, ready: Readiness) {
         let (key, gen) = unpack(token.0 as u64);
         let Some(slot) = self.slots.get(key) else {
             return;
@@ -419,12 +461,33 @@ impl Core {
         if slot.gen != gen {
             return; // stale: the slot has a new owner
         }
+        let queued = slot.queued;
         match slot.entry {
-            Entry::Conn(_) => self.conn_ready(rbuf, ConnId::new(key, gen), ready),
-            Entry::Listener(_) => self.accept(ListenerId::new(key, gen)),
-            Entry::Udp(_) => self.udp_ready(rbuf, UdpId::new(key, gen), ready),
+            Entry::Conn(_) => self.conn_event(rbuf, ConnId::new(key, gen), ready, queued),
+            Entry::Listener(_) if !queued => self.accept(ListenerId::new(key, gen)),
+            Entry::Listener(_) => {}
+            Entry::Udp(_) => self.udp_ready(rbuf, UdpId::new(key, gen), ready, !queued),
             Entry::Source(_) => self.source_events.push((SourceId::new(key, gen), ready)),
             Entry::FailedConnect(..) => {}
+        }
+    }
+
+    /// Serves one entry of the still-ready queue: its turn, with reads that go on to
+    /// `WouldBlock`, since a short read proves nothing about what a budget left behind.
+    pub(crate) fn retry(&mut self, rbuf: &mut [u8], token: Token) {
+        let (key, gen) = unpack(token.0 as u64);
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        if slot.gen != gen {
+            return; // stale: the slot has a new owner, whose flag is its own
+        }
+        slot.queued = false;
+        match slot.entry {
+            Entry::Conn(_) => self.conn_retry(rbuf, ConnId::new(key, gen)),
+            Entry::Listener(_) => self.accept(ListenerId::new(key, gen)),
+            Entry::Udp(_) => self.udp_receive(rbuf, UdpId::new(key, gen)),
+            Entry::Source(_) | Entry::FailedConnect(..) => {}
         }
     }
 }

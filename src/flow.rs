@@ -46,7 +46,7 @@ impl Core {
             // Resume the reads the watermark held (if it held them, and nothing else does).
             let was_held = limits.pause_reads && conn.flags & READ_PAUSED == 0;
             if was_held && matches!(conn.state, State::Open | State::WriteClosed) {
-                self.ready.push_back(id.token());
+                self.mark_ready(id.token());
             }
             // Marked not writable from elsewhere, and recovered before its handler was told.
             // It still hears `false` first, then `true`: the writer that made it so saw
@@ -111,7 +111,7 @@ impl Core {
             let watermark_holds =
                 conn.flags & OVER_HIGH != 0 && self.classes.limits(conn.class()).pause_reads;
             if matches!(conn.state, State::Open | State::WriteClosed) && !watermark_holds {
-                self.ready.push_back(id.token());
+                self.mark_ready(id.token());
             }
         }
         Ok(())

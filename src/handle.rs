@@ -6,6 +6,7 @@
 //! taking the queue: a post that lands after the take sees the flag clear and wakes it again, so
 //! no closure can be stranded.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,11 +17,15 @@ use mio::Waker;
 use crate::id::WAKER;
 use crate::reactor::Reactor;
 
-type Job = Box<dyn FnOnce(&mut Reactor) + Send>;
+pub(crate) type Job = Box<dyn FnOnce(&mut Reactor) + Send>;
+
+/// Posted jobs run per iteration at most; the rest run in the next ones, in order, so that
+/// other threads posting without pause cannot keep the loop from polling.
+const JOB_BUDGET: usize = 1024;
 
 pub(crate) struct Shared {
     waker: Waker,
-    queue: Mutex<Vec<Job>>,
+    queue: Mutex<VecDeque<Job>>,
     /// A wake-up is pending (the loop has not yet taken the queue since it was set).
     woken: AtomicBool,
     /// The reactor still exists; posts to a dropped reactor fail instead of vanishing.
@@ -28,7 +33,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Vec<Job>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Job>> {
         // A poisoned lock only means a poster panicked between lock and unlock (while pushing):
         // the queue itself is still a valid Vec.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
@@ -84,7 +89,7 @@ impl Handle {
                     "the reactor is gone",
                 ));
             }
-            queue.push(Box::new(job));
+            queue.push_back(Box::new(job));
         }
         if !self.shared.woken.swap(true, Ordering::AcqRel) {
             self.shared.waker.wake()?;
@@ -149,7 +154,7 @@ impl Reactor {
             let waker = Waker::new(self.core_mut().poll.registry(), WAKER)?;
             self.shared = Some(Arc::new(Shared {
                 waker,
-                queue: Mutex::new(Vec::new()),
+                queue: Mutex::new(VecDeque::new()),
                 woken: AtomicBool::new(false),
                 alive: AtomicBool::new(true),
             }));
@@ -162,15 +167,27 @@ impl Reactor {
         Ok(Handle { shared })
     }
 
-    /// Runs the jobs posted through handles (step 3, on the waker's event).
-    pub(crate) fn run_posted(&mut self) {
-        let Some(shared) = self.shared.as_ref().map(Arc::clone) else {
-            return;
-        };
-        shared.woken.store(false, Ordering::Release);
-        let jobs = std::mem::take(&mut *shared.lock());
-        for job in jobs {
+    /// Runs the jobs posted through handles (step 3): at most `JOB_BUDGET` of them, taken from
+    /// the handles' queue on the waker's event (`woken`) and from what earlier iterations left.
+    /// Jobs posted while these run (even by them) wait for a later iteration.
+    pub(crate) fn run_posted(&mut self, woken: bool) {
+        if woken {
+            if let Some(shared) = &self.shared {
+                shared.woken.store(false, Ordering::Release);
+                self.jobs.append(&mut shared.lock());
+            }
+        }
+        for _ in 0..JOB_BUDGET {
+            let Some(job) = self.jobs.pop_front() else {
+                return;
+            };
             job(self);
+        }
+        if !self.jobs.is_empty() {
+            log::debug!(
+                "{} posted jobs wait for the next iteration",
+                self.jobs.len()
+            );
         }
     }
 
@@ -179,8 +196,9 @@ impl Reactor {
         if let Some(shared) = &self.shared {
             let queue = shared.lock();
             shared.alive.store(false, Ordering::Release);
-            if !queue.is_empty() {
-                log::debug!("reactor dropped with {} posted jobs not run", queue.len());
+            let left = queue.len() + self.jobs.len();
+            if left > 0 {
+                log::debug!("reactor dropped with {left} posted jobs not run");
             }
         }
     }

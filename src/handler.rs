@@ -16,7 +16,7 @@ use crate::schedule::TimerId;
 /// Writes made through the [`Context`] are queued and flushed together before the reactor next
 /// waits for events: one `write` system call per connection per loop iteration when the socket
 /// takes them all. Replies to `on_data` leave after the whole batch of events was dispatched, so
-/// a peer receives them together (see `src/reactor.rs`, step 4).
+/// a peer receives them together (see [`Reactor::run_once`](crate::Reactor::run_once), step 4).
 ///
 /// # Examples
 ///

@@ -30,8 +30,8 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! The iteration order of the loop is documented on [`Reactor::run_once`]'s module
-//! (`src/reactor.rs`) and in the README.
+//! The order of one loop iteration, and what one iteration does at most for each source (the
+//! fairness guarantee), are documented on [`Reactor::run_once`].
 //!
 //! [mio]: https://docs.rs/mio
 

@@ -21,7 +21,7 @@ use crate::core::{gone, Core, Entry, Slot, TimerAction};
 use crate::handler::Handler;
 use crate::id::ListenerId;
 use crate::listen_options::ListenOptions;
-use crate::stream::{bind_unix, ListenSocket, Peer, Stream};
+use crate::stream::{bind_unix, ListenSocket, Peer, Stream, URGENT_INLINE};
 
 /// Connections accepted per readiness event before the listener yields to established
 /// connections; the rest are taken on the next iteration via the still-ready queue.
@@ -76,6 +76,9 @@ fn bind(addr: SocketAddr, options: &ListenOptions) -> io::Result<TcpListener> {
     if options.nodelay {
         socket.set_tcp_nodelay(true)?;
     }
+    // Urgent data stays in the byte stream (see `URGENT_INLINE`); accepted sockets inherit
+    // the option from the listener, on Linux and the BSDs alike.
+    socket.set_out_of_band_inline(URGENT_INLINE)?;
     socket.listen(options.backlog)?;
     Ok(TcpListener::from_std(socket.into()))
 }
@@ -157,12 +160,9 @@ impl Core {
             last_full_log: None,
             class,
         };
-        vacant.insert(Slot {
-            gen,
-            entry: Entry::Listener(Box::new(listener)),
-        });
+        vacant.insert(Slot::new(gen, Entry::Listener(Box::new(listener))));
         // Connections may have queued between listen() and register(): look once.
-        self.ready.push_back(id.token());
+        self.mark_ready(id.token());
         Ok(id)
     }
 
@@ -171,6 +171,7 @@ impl Core {
             Some(Slot {
                 gen,
                 entry: Entry::Listener(_),
+                ..
             }) if *gen == id.gen() => {}
             _ => return Err(gone()),
         }
@@ -233,7 +234,7 @@ impl Core {
                 }
             }
         }
-        self.ready.push_back(id.token());
+        self.mark_ready(id.token());
     }
 
     /// Registers an accepted socket and runs its handler's `on_open`.
@@ -340,7 +341,7 @@ impl Core {
         }
     }
 
-    /// Un-pauses `id` and tries the backlog again.
+    /// Un-pauses `id`; it tries the backlog again in its turn of the next retry pass.
     pub(crate) fn resume_accept(&mut self, id: ListenerId) {
         let Some(listener) = self.listener_mut(id) else {
             return;
@@ -348,7 +349,7 @@ impl Core {
         if listener.paused {
             listener.paused = false;
             self.paused.retain(|p| *p != id);
-            self.accept(id);
+            self.mark_ready(id.token());
         }
     }
 
@@ -357,7 +358,7 @@ impl Core {
         for id in std::mem::take(&mut self.paused) {
             if let Some(l) = self.listener_mut(id) {
                 l.paused = false;
-                self.ready.push_back(id.token());
+                self.mark_ready(id.token());
             }
         }
     }
@@ -367,6 +368,7 @@ impl Core {
             Some(Slot {
                 gen,
                 entry: Entry::Listener(l),
+                ..
             }) if *gen == id.gen() => Some(l),
             _ => None,
         }

@@ -56,10 +56,12 @@ impl Core {
         }
         let was_blocked = conn.flags & BLOCKED != 0;
         let mut written = 0u64;
+        let mut writes = 0u64;
         let outcome = loop {
             if conn.bufs.out_is_empty() {
                 break Ok(());
             }
+            writes += 1;
             match conn.stream.write(conn.bufs.out_bytes()) {
                 Ok(0) => {
                     break Err(io::Error::new(
@@ -86,6 +88,7 @@ impl Core {
             conn.last_active = now_ms;
             self.counters.stats.bytes_written += written;
         }
+        self.counters.stats.writes += writes;
         if let Err(e) = outcome {
             log::debug!("{id}: write error: {e}");
             self.close_with(id, CloseReason::Error(e));

@@ -1,27 +1,9 @@
 //! The reactor: one `mio::Poll`, the slab of sources, and the loop that drives them.
 //!
-//! # One iteration of [`Reactor::run_once`], in this order
-//!
-//! 1. **Timeout.** Zero if work is already queued (still-ready sockets, output or closes queued
-//!    from outside a callback); otherwise the time to the nearest timer (rounded up to a whole
-//!    millisecond, so the loop never wakes just early and spins), capped by the caller's timeout.
-//! 2. **Poll.** `poll.poll(&mut events, timeout)`; `Interrupted` just ends the wait early.
-//! 3. **Dispatch** every event by token, then the still-ready queue: a listener accepts, a
-//!    connection flushes (if output is pending and the socket is writable) and reads, a UDP
-//!    socket receives. A connection's own replies are written as soon as its callback returns
-//!    after a small poll, and each time 32 connections have some after a large one; output to
-//!    other connections waits for step 4 (`src/flush_policy.rs` says why). Then the callbacks
-//!    that need the whole reactor: jobs posted through a [`Handle`](crate::Handle) (the
-//!    waker's event) and ready foreign sources.
-//! 4. **Deferred work.** Queued output (replies, chat broadcasts, proxied bytes) is flushed
-//!    once per connection: one `write` each, and the replies to a batch of events leave
-//!    together, so the peer wakes once for them and the next poll returns a fuller batch.
-//!    Closes are completed: the slot is freed, the socket closed, and `on_close` called. Slots
-//!    are freed only here, never during dispatch, so an event in the current batch cannot reach
-//!    a slot's next owner (tokens also carry a generation).
-//! 5. **Timers** due now fire in `(deadline, sequence)` order; timers they arm wait for the next
-//!    iteration. A graceful shutdown that has nothing left to close ends `run` here.
+//! The order of one iteration and the fairness guarantee are documented once, on
+//! [`Reactor::run_once`]; `run_once` itself is written as that list of steps.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -32,7 +14,7 @@ use mio::Events;
 
 use crate::conn::CloseMode;
 use crate::core::Core;
-use crate::handle::Shared;
+use crate::handle::{Job, Shared};
 use crate::handler::Handler;
 use crate::id::{ConnId, ListenerId, WAKER};
 use crate::listen_options::ListenOptions;
@@ -94,6 +76,8 @@ pub struct Reactor {
     read_buf: Box<[u8]>,
     /// State shared with [`Handle`](crate::Handle)s, created by the first `handle()` call.
     pub(crate) shared: Option<Arc<Shared>>,
+    /// Posted jobs taken from the handles' queue that a job budget left for later iterations.
+    pub(crate) jobs: VecDeque<Job>,
 }
 
 impl Reactor {
@@ -116,6 +100,7 @@ impl Reactor {
             events: Events::with_capacity(EVENTS_CAPACITY),
             read_buf: vec![0; READ_BUF_SIZE].into_boxed_slice(),
             shared: None,
+            jobs: VecDeque::new(),
         })
     }
 
@@ -534,8 +519,55 @@ impl Reactor {
         self.core.stop();
     }
 
-    /// Runs one iteration (see the module docs for its order), waiting at most `timeout` for
-    /// events (`None`: until an event or timer). Returns the number of readiness events handled.
+    /// Runs one iteration of the loop, waiting at most `timeout` for events (`None`: until an
+    /// event or a timer). Returns the number of readiness events handled.
+    ///
+    /// # One iteration, in this order
+    ///
+    /// 1. **Timeout.** Zero if work is already queued (sources on the still-ready queue, posted
+    ///    jobs left by the job budget, output or closes queued from outside a callback) or busy
+    ///    polling is on; otherwise the time to the nearest timer (rounded up to a whole
+    ///    millisecond, so the loop never wakes just early and spins), capped by `timeout`.
+    /// 2. **Poll.** `epoll_wait` for at most 1,024 events (more wait for the next iteration;
+    ///    none is lost). `Interrupted` just ends the wait early.
+    /// 3. **Dispatch.** Every event by its token, then the sources that the previous iteration
+    ///    left on the still-ready queue: a listener accepts, a connection flushes (if output is
+    ///    pending and the socket is writable) and reads, a UDP socket receives. A connection's
+    ///    own replies are written as soon as its callback returns after a small poll, and each
+    ///    time 32 connections have some after a large one; output to other connections waits
+    ///    for step 4. Then the callbacks that need the whole reactor: jobs posted through a
+    ///    [`Handle`](crate::Handle) and ready foreign sources.
+    /// 4. **Deferred work.** Queued output (replies, broadcasts, proxied bytes) is flushed once
+    ///    per connection: one `write` each. Closes are completed: the slot is freed, the socket
+    ///    closed, and `on_close` called. Slots are freed only here, never during dispatch, so an
+    ///    event in the current batch cannot reach a slot's next owner (tokens also carry a
+    ///    generation).
+    /// 5. **Timers** due now fire in `(deadline, sequence)` order; timers they arm wait for the
+    ///    next iteration. A graceful shutdown that has nothing left to close ends `run` here.
+    ///
+    /// # Fairness: what one iteration does at most
+    ///
+    /// One iteration does bounded work per source, whatever the peers do, so every ready
+    /// connection gets its turn within one iteration of becoming ready:
+    ///
+    /// - A ready **connection** gets at most one turn per iteration: at most 16 reads of at
+    ///   most 64 KiB (1 MiB), ending early once its queued output passes the high watermark;
+    ///   its replies are then written by one flush. (Output written to it by other
+    ///   connections' callbacks is flushed with the rest in step 4.)
+    /// - A **listener** accepts at most 256 connections per turn; a **UDP socket** receives at
+    ///   most 256 datagrams per turn.
+    /// - A turn that ends with work possibly left puts its source on the **still-ready queue**,
+    ///   since with edge-triggered readiness no new event would come for that work; so does
+    ///   reading resumed after a pause. A source is on that queue at most once. The queue is
+    ///   served after the next iteration's fresh events, so every other ready source is served
+    ///   before a hot one is served again. [`Stats::still_ready`](crate::Stats::still_ready)
+    ///   counts these turns.
+    /// - At most 1,024 **posted jobs** run; the rest run in the next iterations, in order.
+    ///   Jobs posted while they run (even by themselves) wait for a later iteration.
+    /// - Only **timers** armed before the iteration began fire in it: a timer that re-arms
+    ///   itself at zero fires once per iteration.
+    /// - A **foreign source** gets one callback per readiness event, so at most one per
+    ///   iteration.
     ///
     /// # Examples
     ///
@@ -560,7 +592,7 @@ impl Reactor {
         // 1. Timeout: no waiting while work is queued or while busy polling; else until the
         //    nearest timer.
         let busy = !core.busy_poll.is_zero() && core.last_event.elapsed() < core.busy_poll;
-        let timeout = if busy || core.has_queued_work() {
+        let timeout = if busy || core.has_queued_work() || !self.jobs.is_empty() {
             Some(Duration::ZERO)
         } else {
             match (core.timers.timeout(std::time::Instant::now()), timeout) {
@@ -581,8 +613,10 @@ impl Reactor {
             core.last_event = std::time::Instant::now();
         }
 
-        // 3. Dispatch events, then sources left on the still-ready queue by a budget. Items
-        //    re-queued during this pass wait for the next iteration, after fresh events.
+        // 3. Dispatch: fresh events first, then the sources that the previous iteration left
+        //    on the still-ready queue. The queue is taken before the events, so a source queued
+        //    during this pass waits for the next iteration: each gets one turn per pass.
+        let retry = core.take_ready();
         let mut handled = 0;
         let mut woken = false;
         let write_through = core.writes_through(self.events.iter().count());
@@ -598,20 +632,12 @@ impl Reactor {
             core.after_dispatch(token, dirty_before, write_through);
         }
         core.counters.stats.events += handled as u64;
-        for _ in 0..core.ready.len() {
-            let Some(token) = core.ready.pop_front() else {
-                break;
-            };
-            // Read to WouldBlock: a short read proves nothing about what is left after a budget.
-            let ready = Readiness {
-                readable: true,
-                read_closed: true,
-                ..Readiness::default()
-            };
-            core.dispatch(&mut self.read_buf, token, ready);
+        for &token in &retry {
+            core.retry(&mut self.read_buf, token);
         }
-        if woken {
-            self.run_posted();
+        core.return_ready(retry);
+        if woken || !self.jobs.is_empty() {
+            self.run_posted(woken);
         }
         if !self.core.source_events.is_empty() {
             self.run_source_callbacks();

@@ -30,6 +30,7 @@ pub struct Readiness {
     pub(crate) read_closed: bool,
     pub(crate) write_closed: bool,
     pub(crate) error: bool,
+    pub(crate) priority: bool,
 }
 
 impl Readiness {
@@ -40,6 +41,7 @@ impl Readiness {
             read_closed: event.is_read_closed(),
             write_closed: event.is_write_closed(),
             error: event.is_error(),
+            priority: event.is_priority(),
         }
     }
 
@@ -96,6 +98,19 @@ impl Readiness {
     /// ```
     pub fn is_error(&self) -> bool {
         self.error
+    }
+
+    /// Priority data is pending (`EPOLLPRI` on Linux: for a TCP socket, urgent data sent with
+    /// `MSG_OOB`). Reported only for sources registered with
+    /// [`Interest::PRIORITY`](mio::Interest), which exists on Linux and Android.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!sockloop::Readiness::default().is_priority());
+    /// ```
+    pub fn is_priority(&self) -> bool {
+        self.priority
     }
 }
 
@@ -175,10 +190,7 @@ impl Reactor {
         core.poll
             .registry()
             .register(boxed.source(), id.token(), interest)?;
-        vacant.insert(Slot {
-            gen,
-            entry: Entry::Source(Some(boxed)),
-        });
+        vacant.insert(Slot::new(gen, Entry::Source(Some(boxed))));
         log::debug!("{id:?}: registered");
         Ok(id)
     }
@@ -208,6 +220,7 @@ impl Reactor {
             Some(Slot {
                 gen,
                 entry: Entry::Source(_),
+                ..
             }) if *gen == id.gen() => {}
             _ => return Err(gone()),
         }
@@ -227,6 +240,7 @@ impl Reactor {
                 Some(Slot {
                     gen,
                     entry: Entry::Source(s),
+                    ..
                 }) if *gen == id.gen() => s.take(),
                 _ => None,
             };
@@ -237,6 +251,7 @@ impl Reactor {
                 Some(Slot {
                     gen,
                     entry: Entry::Source(slot),
+                    ..
                 }) if *gen == id.gen() => *slot = Some(source),
                 // Removed by its own callback: deregister now that we hold it again.
                 _ => {

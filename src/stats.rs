@@ -111,6 +111,16 @@ pub struct Stats {
     pub iterations: u64,
     /// Readiness events handled.
     pub events: u64,
+    /// `read` system calls on stream sockets (those that returned `WouldBlock` included).
+    pub reads: u64,
+    /// `write` system calls on stream sockets (those that returned `WouldBlock` included).
+    pub writes: u64,
+    /// Turns that ended with work possibly left (a read, accept or receive budget spent, or
+    /// output past the high watermark) or reads resumed after a pause: each put a source on
+    /// the still-ready queue, which serves it again after the next iteration's fresh events.
+    /// A source is on that queue at most once, so this grows by at most the number of
+    /// sources per iteration.
+    pub still_ready: u64,
     /// UDP datagrams received.
     pub datagrams_received: u64,
     /// UDP datagrams sent.
@@ -145,7 +155,7 @@ impl fmt::Display for Stats {
             f,
             "open {} | accepted {} connected {} | closed {} (peer {}, local {}, aborted {}, \
              error {}, connect failed {}, idle {}, shutdown {}, panicked {}, input limit {}, output limit {}, \
-             first bytes {}) | read {} B written {} B | accept errors {} rejected {} | timers {} | iterations {} ({:.2} events each)",
+             first bytes {}) | read {} B in {} reads, written {} B in {} writes | still-ready {} | accept errors {} rejected {} | timers {} | iterations {} ({:.2} events each)",
             self.open_connections,
             self.accepted,
             self.connected,
@@ -162,7 +172,10 @@ impl fmt::Display for Stats {
             c.output_limit,
             c.first_bytes_timeout,
             self.bytes_read,
+            self.reads,
             self.bytes_written,
+            self.writes,
+            self.still_ready,
             self.accept_errors,
             self.rejected,
             self.timers_fired,
@@ -217,6 +230,9 @@ impl std::ops::Add for Stats {
             timers_fired: self.timers_fired + o.timers_fired,
             iterations: self.iterations + o.iterations,
             events: self.events + o.events,
+            reads: self.reads + o.reads,
+            writes: self.writes + o.writes,
+            still_ready: self.still_ready + o.still_ready,
             datagrams_received: self.datagrams_received + o.datagrams_received,
             datagrams_sent: self.datagrams_sent + o.datagrams_sent,
             datagrams_dropped: self.datagrams_dropped + o.datagrams_dropped,

@@ -11,6 +11,25 @@ use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
+/// Whether TCP urgent data (`MSG_OOB`) is delivered in line, as an ordinary byte of the stream
+/// (`SO_OOBINLINE`). It is: the handler sees exactly the bytes the peer sent, and none is lost
+/// (RFC 6093 advises applications that still meet urgent data to read it in line). Without it
+/// the kernel would cut the urgent byte out of the stream, for a `recv(MSG_OOB)` that sockloop
+/// never makes.
+pub(crate) const URGENT_INLINE: bool = true;
+
+/// What a stream socket is registered for, once, edge-triggered: both directions, and on Linux
+/// priority readiness, which tells the read loop that urgent data is pending. A read stops
+/// short at the urgent mark although more bytes are queued behind it, so after such an event a
+/// short read no longer proves the socket empty (`src/conn.rs`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) const STREAM_INTEREST: Interest = Interest::READABLE
+    .add(Interest::WRITABLE)
+    .add(Interest::PRIORITY);
+/// What a stream socket is registered for (no priority readiness on this platform).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) const STREAM_INTEREST: Interest = Interest::READABLE.add(Interest::WRITABLE);
+
 /// A connected (or connecting) stream socket.
 pub(crate) enum Stream {
     Tcp(TcpStream),

@@ -168,6 +168,7 @@ impl Core {
             Some(Slot {
                 gen,
                 entry: Entry::Udp(u),
+                ..
             }) if *gen == id.gen() => Some(u),
             _ => None,
         }
@@ -178,6 +179,7 @@ impl Core {
             Some(Slot {
                 gen,
                 entry: Entry::Udp(u),
+                ..
             }) if *gen == id.gen() => Some(u),
             _ => None,
         }
@@ -231,14 +233,26 @@ impl Core {
         self.counters.stats.datagrams_sent += sent;
     }
 
-    /// Handles readiness of a UDP socket: flush the queue if writable, receive if readable.
-    pub(crate) fn udp_ready(&mut self, rbuf: &mut [u8], id: UdpId, ready: Readiness) {
+    /// Handles readiness of a UDP socket: flush the queue if writable, receive if readable and
+    /// `receive` (false while the socket is on the still-ready queue: it receives in its turn).
+    pub(crate) fn udp_ready(
+        &mut self,
+        rbuf: &mut [u8],
+        id: UdpId,
+        ready: Readiness,
+        receive: bool,
+    ) {
         if ready.writable {
             self.udp_flush(id);
         }
-        if !ready.readable {
-            return;
+        if ready.readable && receive {
+            self.udp_receive(rbuf, id);
         }
+    }
+
+    /// One receive turn: up to `RECV_BUDGET` datagrams, then the still-ready queue if the
+    /// budget ran out first.
+    pub(crate) fn udp_receive(&mut self, rbuf: &mut [u8], id: UdpId) {
         for _ in 0..RECV_BUDGET {
             let Some(udp) = self.udp_mut(id) else { return };
             match udp.socket.recv_from(rbuf) {
@@ -260,7 +274,7 @@ impl Core {
                 Err(e) => log::debug!("{id:?}: receive error: {e}"),
             }
         }
-        self.ready.push_back(id.token());
+        self.mark_ready(id.token());
     }
 }
 
@@ -300,8 +314,52 @@ impl Reactor {
         addr: SocketAddr,
         handler: H,
     ) -> io::Result<(UdpId, SocketAddr)> {
-        let mut socket = UdpSocket::bind(addr)?;
+        let socket = std::net::UdpSocket::bind(addr)?;
         let local = socket.local_addr()?;
+        let id = self.add_udp_socket(socket, handler)?;
+        Ok((id, local))
+    }
+
+    /// Serves a UDP socket that the caller made and configured (receive buffer size, multicast
+    /// membership, `SO_REUSEPORT`, ... with `std` or `socket2`), like one from
+    /// [`bind_udp`](Self::bind_udp). It is switched to non-blocking mode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{SocketAddr, UdpSocket};
+    /// use sockloop::{DatagramHandler, Reactor, UdpContext};
+    ///
+    /// struct Count(usize);
+    /// impl DatagramHandler for Count {
+    ///     fn on_datagram(&mut self, cx: &mut UdpContext<'_>, _data: &[u8], _from: SocketAddr) {
+    ///         self.0 += 1;
+    ///         cx.stop();
+    ///     }
+    /// }
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20)?;
+    /// let addr = socket.local_addr()?;
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.add_udp_socket(socket, Count(0))?;
+    /// UdpSocket::bind("127.0.0.1:0")?.send_to(b"hi", addr)?;
+    /// reactor.run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The error of switching the socket to non-blocking mode, of `getsockname`, or of the
+    /// epoll registration.
+    pub fn add_udp_socket<H: DatagramHandler>(
+        &mut self,
+        socket: std::net::UdpSocket,
+        handler: H,
+    ) -> io::Result<UdpId> {
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr()?;
+        let mut socket = UdpSocket::from_std(socket);
         let core = self.core_mut();
         let gen = core.take_gen();
         let vacant = core.slots.vacant_entry();
@@ -315,12 +373,9 @@ impl Reactor {
             handler: Some(Box::new(handler)),
             queue: VecDeque::new(),
         };
-        vacant.insert(Slot {
-            gen,
-            entry: Entry::Udp(Box::new(entry)),
-        });
+        vacant.insert(Slot::new(gen, Entry::Udp(Box::new(entry))));
         log::debug!("{id:?}: bound to {local}");
-        Ok((id, local))
+        Ok(id)
     }
 
     /// Sends a datagram from UDP socket `id` (queued if the socket's buffer is full).
