@@ -6,7 +6,7 @@ use std::io;
 
 use crate::context::Context;
 use crate::input::Input;
-use crate::schedule::TimerId;
+use crate::timers::TimerId;
 
 /// The protocol side of one connection: it sees bytes, drained output and closes, never sockets.
 ///
@@ -363,37 +363,6 @@ pub enum PanicPolicy {
     /// Log the panic at error and abort the process: for deployments where a bug must never
     /// be served past, and a supervisor restarts the process.
     Abort,
-}
-
-/// Applies `policy` to a caught panic of `id`'s handler: returns its message if the connection
-/// alone should pay, else unwinds or aborts.
-pub(crate) fn on_panic(
-    policy: PanicPolicy,
-    id: crate::ConnId,
-    payload: Box<dyn std::any::Any + Send>,
-) -> String {
-    match policy {
-        PanicPolicy::CloseConnection => panic_message(&*payload),
-        PanicPolicy::Unwind => std::panic::resume_unwind(payload),
-        PanicPolicy::Abort => {
-            log::error!(
-                "{id}: handler panicked: {}; aborting the process (PanicPolicy::Abort)",
-                panic_message(&*payload)
-            );
-            std::process::abort()
-        }
-    }
-}
-
-/// The text of a panic payload (`panic!` with a literal or a formatted message), for logs.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    match payload.downcast_ref::<&str>() {
-        Some(s) => (*s).to_string(),
-        None => payload
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_else(|| "non-text panic".to_string()),
-    }
 }
 
 impl fmt::Display for CloseReason {

@@ -28,6 +28,7 @@ use std::ops::Deref;
 /// assert_eq!(lines, [b"PING\r\n".to_vec()]);
 /// assert_eq!(&input[..], b"PI"); // kept for the next call
 /// ```
+#[derive(Debug)]
 pub struct Input<'a> {
     data: &'a [u8],
     pos: usize,

@@ -57,6 +57,7 @@ use crate::stats::Stats;
 /// pool.join()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[derive(Debug)]
 pub struct ReactorPool {
     handles: Vec<Handle>,
     threads: Vec<JoinHandle<io::Result<Stats>>>,

@@ -3,22 +3,20 @@
 //! The order of one iteration and the fairness guarantee are documented once, on
 //! [`Reactor::run_once`]; `run_once` itself is written as that list of steps.
 
-use std::collections::VecDeque;
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+#[cfg(unix)]
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use mio::Events;
 
 use crate::conn::CloseMode;
-use crate::core::Core;
-use crate::handle::{Job, Shared};
+use crate::engine::{Core, Jobs, Writer};
 use crate::handler::Handler;
-use crate::id::{ConnId, ListenerId, WAKER};
-use crate::listen_options::ListenOptions;
-use crate::source::Readiness;
+use crate::id::{ConnId, ListenerId};
+use crate::options::{ConnectOptions, ListenOptions};
 
 /// Size of the one read buffer shared by every connection of a reactor.
 const READ_BUF_SIZE: usize = 64 * 1024;
@@ -72,12 +70,22 @@ const EVENTS_CAPACITY: usize = 1024;
 /// ```
 pub struct Reactor {
     pub(crate) core: Core,
-    events: Events,
-    read_buf: Box<[u8]>,
-    /// State shared with [`Handle`](crate::Handle)s, created by the first `handle()` call.
-    pub(crate) shared: Option<Arc<Shared>>,
-    /// Posted jobs taken from the handles' queue that a job budget left for later iterations.
-    pub(crate) jobs: VecDeque<Job>,
+    pub(crate) events: Events,
+    /// The one read buffer shared by every connection: a connection owns a buffer only while
+    /// it holds unconsumed input or unsent output.
+    pub(crate) read_buf: Box<[u8]>,
+    /// Jobs posted through [`Handle`](crate::Handle)s.
+    pub(crate) jobs: Jobs,
+}
+
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor")
+            .field("connections", &self.core.counters.open)
+            .field("stopping", &self.core.stopping)
+            .field("shutting_down", &self.core.shutdown.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reactor {
@@ -99,8 +107,7 @@ impl Reactor {
             core: Core::new()?,
             events: Events::with_capacity(EVENTS_CAPACITY),
             read_buf: vec![0; READ_BUF_SIZE].into_boxed_slice(),
-            shared: None,
-            jobs: VecDeque::new(),
+            jobs: Jobs::default(),
         })
     }
 
@@ -253,7 +260,7 @@ impl Reactor {
     pub fn connect_with<H: Handler>(
         &mut self,
         addr: SocketAddr,
-        options: crate::ConnectOptions,
+        options: ConnectOptions,
         handler: H,
     ) -> ConnId {
         self.core.connect_with(addr, &options, Box::new(handler))
@@ -319,7 +326,7 @@ impl Reactor {
     /// [`io::ErrorKind::NotFound`] if `id` is closed, [`io::ErrorKind::BrokenPipe`] if its write
     /// side is shut down or closing.
     pub fn write_to(&mut self, id: ConnId, data: &[u8]) -> io::Result<()> {
-        self.core.send(id, data, false)
+        self.core.send(id, data, Writer::Other)
     }
 
     /// Closes connection `id` gracefully: queued output is sent first.
@@ -371,14 +378,6 @@ impl Reactor {
         self.core.close(id, CloseMode::Abort)
     }
 
-    pub(crate) fn core(&self) -> &Core {
-        &self.core
-    }
-
-    pub(crate) fn core_mut(&mut self) -> &mut Core {
-        &mut self.core
-    }
-
     /// Binds a Unix domain stream listener at `path` (which must not exist); accepted
     /// connections are served by handlers from `factory`, exactly like TCP ones (only
     /// [`Context::peer_addr`](crate::Context::peer_addr) and `local_addr` have no IP address to
@@ -422,6 +421,7 @@ impl Reactor {
     /// # Errors
     ///
     /// The error of `bind` (e.g. `AddrInUse` if the path exists) or of the registration.
+    #[cfg(unix)]
     pub fn listen_unix<F, H>(
         &mut self,
         path: impl AsRef<Path>,
@@ -463,6 +463,7 @@ impl Reactor {
     /// # Errors
     ///
     /// As [`listen_unix`](Self::listen_unix).
+    #[cfg(unix)]
     pub fn listen_unix_with<F, H>(
         &mut self,
         path: impl AsRef<Path>,
@@ -483,6 +484,7 @@ impl Reactor {
     /// # Examples
     ///
     /// See [`listen_unix`](Self::listen_unix).
+    #[cfg(unix)]
     pub fn connect_unix<H: Handler>(&mut self, path: impl AsRef<Path>, handler: H) -> ConnId {
         self.core.connect_unix(path.as_ref(), Box::new(handler))
     }
@@ -584,79 +586,13 @@ impl Reactor {
     ///
     /// Errors of `epoll_wait` other than `Interrupted`.
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
-        let core = &mut self.core;
-        core.counters.stats.iterations += 1;
-        // Timers armed from here on fire in a later iteration (see `fire_timers`).
-        let timer_limit = core.timers.next_seq();
-
-        // 1. Timeout: no waiting while work is queued or while busy polling; else until the
-        //    nearest timer.
-        let busy = !core.busy_poll.is_zero() && core.last_event.elapsed() < core.busy_poll;
-        let timeout = if busy || core.has_queued_work() || !self.jobs.is_empty() {
-            Some(Duration::ZERO)
-        } else {
-            match (core.timers.timeout(std::time::Instant::now()), timeout) {
-                (Some(t), Some(cap)) => Some(t.min(cap)),
-                (t, cap) => t.or(cap),
-            }
-        };
-
-        // 2. Poll.
-        match core.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            // A signal arrived; handle what is queued and come back.
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.events.clear(),
-            Err(e) => return Err(e),
-        }
-        core.tick();
-        if !core.busy_poll.is_zero() && !self.events.is_empty() {
-            core.last_event = std::time::Instant::now();
-        }
-
-        // 3. Dispatch: fresh events first, then the sources that the previous iteration left
-        //    on the still-ready queue. The queue is taken before the events, so a source queued
-        //    during this pass waits for the next iteration: each gets one turn per pass.
-        let retry = core.take_ready();
-        let mut handled = 0;
-        let mut woken = false;
-        let write_through = core.writes_through(self.events.iter().count());
-        for event in self.events.iter() {
-            handled += 1;
-            let token = event.token();
-            if token == WAKER {
-                woken = true;
-                continue;
-            }
-            let dirty_before = core.dirty.len();
-            core.dispatch(&mut self.read_buf, token, Readiness::from_event(event));
-            core.after_dispatch(token, dirty_before, write_through);
-        }
-        core.counters.stats.events += handled as u64;
-        for &token in &retry {
-            core.retry(&mut self.read_buf, token);
-        }
-        core.return_ready(retry);
-        if woken || !self.jobs.is_empty() {
-            self.run_posted(woken);
-        }
-        if !self.core.source_events.is_empty() {
-            self.run_source_callbacks();
-        }
-
-        // 4. Deferred writes and closes.
-        self.core.complete_deferred();
-
-        // 5. Timers, then whatever they closed or wrote.
-        self.fire_timers(timer_limit);
-        self.core.complete_deferred();
-        self.check_shutdown_done();
-        Ok(handled)
+        self.iterate(timeout)
     }
 }
 
 impl Drop for Reactor {
     fn drop(&mut self) {
-        self.detach_handles();
+        self.jobs.detach();
         let open = self.connection_count();
         if open > 0 {
             log::debug!("reactor dropped with {open} connections open; their sockets are closed");

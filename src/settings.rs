@@ -1,4 +1,5 @@
-//! Reactor-wide settings (panic policy, connection limit, busy polling) and counters.
+//! Reactor-wide settings (panic policy, connection limit, busy polling, flush batch), the
+//! counters, and the graceful shutdown.
 
 use std::time::Duration;
 
@@ -49,7 +50,7 @@ impl Reactor {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_panic_policy(&mut self, policy: crate::PanicPolicy) {
-        self.core.panic_policy = policy;
+        self.core.calls.panic_policy = policy;
     }
 
     /// Keeps polling without sleeping for `window` after the last event (default zero: off).
@@ -72,8 +73,8 @@ impl Reactor {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_busy_poll(&mut self, window: Duration) {
-        self.core.busy_poll = window;
-        self.core.last_event = std::time::Instant::now();
+        self.core.clock.busy_poll = window;
+        self.core.clock.last_event = std::time::Instant::now();
     }
 
     /// Stops every listener from accepting while `max` connections (accepted and outbound)
@@ -91,7 +92,7 @@ impl Reactor {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_max_connections(&mut self, max: Option<usize>) {
-        self.core.max_connections = max.map_or(u64::MAX, |m| m as u64);
+        self.core.admission.max_connections = max.map_or(u64::MAX, |m| m as u64);
         // A raised limit makes room just as a close does.
         self.core.resume_paused();
     }
@@ -121,7 +122,71 @@ impl Reactor {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_flush_batch(&mut self, n: usize) {
-        self.core.flush_batch = n.max(1);
-        self.core.write_through_poll = 0;
+        self.core.flush.fix_batch(n);
+    }
+
+    /// Shuts down gracefully within `grace`: listeners close at once, each connection's handler
+    /// is asked to finish ([`Handler::on_shutdown`](crate::Handler::on_shutdown), by default a
+    /// graceful close that sends all queued output first), and [`run`](Self::run) returns once
+    /// every connection and UDP socket is closed. Connections still open after `grace` are
+    /// aborted with [`CloseReason::ShutdownDeadline`]. Calling it again can only shorten the
+    /// deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sockloop::{Context, Handler, Input, Reactor};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         cx.write(input.take_all());
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), || Echo)?;
+    /// let _client = std::net::TcpStream::connect(addr)?;
+    /// reactor.run_once(Some(Duration::from_secs(1)))?; // accept it
+    /// reactor.shutdown(Duration::from_secs(5));
+    /// reactor.run()?; // the server closes the connection gracefully, then run returns
+    /// assert_eq!(reactor.connection_count(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shutdown(&mut self, grace: Duration) {
+        self.start_shutdown(grace);
+    }
+
+    /// Whether a graceful shutdown is under way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sockloop::{Context, Handler, Input, Reactor};
+    ///
+    /// struct Sink;
+    /// impl Handler for Sink {
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), || Sink)?;
+    /// let _client = std::net::TcpStream::connect(addr)?;
+    /// reactor.run_once(Some(Duration::from_secs(1)))?; // accept it
+    /// assert!(!reactor.is_shutting_down());
+    /// reactor.shutdown(Duration::from_secs(1));
+    /// assert!(reactor.is_shutting_down()); // until that connection has closed
+    ///
+    /// let mut idle = Reactor::new()?;
+    /// idle.shutdown(Duration::from_secs(1));
+    /// assert!(!idle.is_shutting_down()); // nothing was open: already complete
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_shutting_down(&self) -> bool {
+        self.core.shutdown.is_some()
     }
 }

@@ -6,20 +6,14 @@
 //! datagram refused because the queue is full is counted in
 //! [`Stats::datagrams_dropped`](crate::Stats::datagrams_dropped) and reported to the sender.
 
-use std::collections::VecDeque;
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use mio::net::UdpSocket;
-use mio::Interest;
-
-use crate::core::{gone, Core, Entry, Slot};
+use crate::engine::{gone, Core};
 use crate::id::UdpId;
 use crate::reactor::Reactor;
-use crate::source::Readiness;
 
-/// Datagrams received per readiness event before the socket yields to other sources.
-const RECV_BUDGET: usize = 256;
 /// Datagrams a socket's send queue holds before further sends are refused.
 pub const UDP_QUEUE_LIMIT: usize = 1024;
 
@@ -44,18 +38,6 @@ pub trait DatagramHandler: 'static {
     fn on_datagram(&mut self, cx: &mut UdpContext<'_>, data: &[u8], from: SocketAddr);
 }
 
-pub(crate) struct UdpSocketEntry {
-    socket: UdpSocket,
-    handler: Option<Box<dyn DatagramHandler>>,
-    queue: VecDeque<(Box<[u8]>, SocketAddr)>,
-}
-
-impl UdpSocketEntry {
-    pub(crate) fn queued(&self) -> usize {
-        self.queue.len()
-    }
-}
-
 /// What a [`DatagramHandler`] can do from its callback.
 ///
 /// # Examples
@@ -66,7 +48,17 @@ pub struct UdpContext<'a> {
     id: UdpId,
 }
 
-impl UdpContext<'_> {
+impl fmt::Debug for UdpContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpContext").field("id", &self.id).finish()
+    }
+}
+
+impl<'a> UdpContext<'a> {
+    pub(crate) fn new(core: &'a mut Core, id: UdpId) -> Self {
+        UdpContext { core, id }
+    }
+
     /// This socket's id.
     ///
     /// # Examples
@@ -120,7 +112,12 @@ impl UdpContext<'_> {
     ///
     /// The error of `getsockname`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.core.udp(self.id).ok_or_else(gone)?.socket.local_addr()
+        self.core
+            .slots
+            .udp(self.id)
+            .ok_or_else(gone)?
+            .socket
+            .local_addr()
     }
 
     /// Datagrams waiting in this socket's send queue.
@@ -140,7 +137,7 @@ impl UdpContext<'_> {
     /// }
     /// ```
     pub fn queued(&self) -> usize {
-        self.core.udp(self.id).map_or(0, |u| u.queued())
+        self.core.slots.udp(self.id).map_or(0, |u| u.queued())
     }
 
     /// Makes [`Reactor::run`] return after the current iteration.
@@ -159,122 +156,6 @@ impl UdpContext<'_> {
     /// ```
     pub fn stop(&mut self) {
         self.core.stop();
-    }
-}
-
-impl Core {
-    pub(crate) fn udp(&self, id: UdpId) -> Option<&UdpSocketEntry> {
-        match self.slots.get(id.key()) {
-            Some(Slot {
-                gen,
-                entry: Entry::Udp(u),
-                ..
-            }) if *gen == id.gen() => Some(u),
-            _ => None,
-        }
-    }
-
-    fn udp_mut(&mut self, id: UdpId) -> Option<&mut UdpSocketEntry> {
-        match self.slots.get_mut(id.key()) {
-            Some(Slot {
-                gen,
-                entry: Entry::Udp(u),
-                ..
-            }) if *gen == id.gen() => Some(u),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn udp_send(&mut self, id: UdpId, data: &[u8], to: SocketAddr) -> io::Result<()> {
-        let udp = self.udp_mut(id).ok_or_else(gone)?;
-        if udp.queue.is_empty() {
-            match udp.socket.send_to(data, to) {
-                Ok(_) => {
-                    self.counters.stats.datagrams_sent += 1;
-                    return Ok(());
-                }
-                // Kernel buffer full: queue below.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // Retry once; a signal is no reason to lose a datagram.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    return self.udp_send(id, data, to)
-                }
-                Err(e) => {
-                    log::debug!("{id:?}: send to {to} failed: {e}");
-                    return Err(e);
-                }
-            }
-        }
-        if udp.queue.len() >= UDP_QUEUE_LIMIT {
-            self.counters.stats.datagrams_dropped += 1;
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!("UDP send queue full ({UDP_QUEUE_LIMIT} datagrams); datagram dropped"),
-            ));
-        }
-        udp.queue.push_back((data.into(), to));
-        Ok(())
-    }
-
-    /// Sends queued datagrams until the queue is empty or the socket is full again.
-    fn udp_flush(&mut self, id: UdpId) {
-        let Some(udp) = self.udp_mut(id) else { return };
-        let mut sent = 0;
-        while let Some((data, to)) = udp.queue.front() {
-            match udp.socket.send_to(data, *to) {
-                Ok(_) => sent += 1,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // That datagram cannot be sent (too big, no route): drop it, go on with the rest.
-                Err(e) => log::debug!("{id:?}: queued send to {to} failed: {e}"),
-            }
-            udp.queue.pop_front();
-        }
-        self.counters.stats.datagrams_sent += sent;
-    }
-
-    /// Handles readiness of a UDP socket: flush the queue if writable, receive if readable and
-    /// `receive` (false while the socket is on the still-ready queue: it receives in its turn).
-    pub(crate) fn udp_ready(
-        &mut self,
-        rbuf: &mut [u8],
-        id: UdpId,
-        ready: Readiness,
-        receive: bool,
-    ) {
-        if ready.writable {
-            self.udp_flush(id);
-        }
-        if ready.readable && receive {
-            self.udp_receive(rbuf, id);
-        }
-    }
-
-    /// One receive turn: up to `RECV_BUDGET` datagrams, then the still-ready queue if the
-    /// budget ran out first.
-    pub(crate) fn udp_receive(&mut self, rbuf: &mut [u8], id: UdpId) {
-        for _ in 0..RECV_BUDGET {
-            let Some(udp) = self.udp_mut(id) else { return };
-            match udp.socket.recv_from(rbuf) {
-                Ok((n, from)) => {
-                    let Some(mut handler) = udp.handler.take() else {
-                        return;
-                    };
-                    self.counters.stats.datagrams_received += 1;
-                    handler.on_datagram(&mut UdpContext { core: self, id }, &rbuf[..n], from);
-                    if let Some(udp) = self.udp_mut(id) {
-                        udp.handler = Some(handler);
-                    }
-                }
-                // Drained.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // An ICMP error for an earlier send (connected sockets), or similar: it concerns
-                // one datagram, not the socket; the next receive goes on.
-                Err(e) => log::debug!("{id:?}: receive error: {e}"),
-            }
-        }
-        self.mark_ready(id.token());
     }
 }
 
@@ -358,23 +239,7 @@ impl Reactor {
         handler: H,
     ) -> io::Result<UdpId> {
         socket.set_nonblocking(true)?;
-        let local = socket.local_addr()?;
-        let mut socket = UdpSocket::from_std(socket);
-        let core = self.core_mut();
-        let gen = core.take_gen();
-        let vacant = core.slots.vacant_entry();
-        let id = UdpId::new(vacant.key(), gen);
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        core.poll
-            .registry()
-            .register(&mut socket, id.token(), interest)?;
-        let entry = UdpSocketEntry {
-            socket,
-            handler: Some(Box::new(handler)),
-            queue: VecDeque::new(),
-        };
-        vacant.insert(Slot::new(gen, Entry::Udp(Box::new(entry))));
-        log::debug!("{id:?}: bound to {local}");
+        let id = self.core.add_udp(socket, Box::new(handler))?;
         Ok(id)
     }
 
@@ -400,7 +265,7 @@ impl Reactor {
     ///
     /// As [`UdpContext::send_to`], or `NotFound` if the socket is closed.
     pub fn send_to(&mut self, id: UdpId, data: &[u8], to: SocketAddr) -> io::Result<()> {
-        self.core_mut().udp_send(id, data, to)
+        self.core.udp_send(id, data, to)
     }
 
     /// Closes UDP socket `id`; datagrams still queued are dropped.
@@ -424,29 +289,6 @@ impl Reactor {
     ///
     /// `NotFound` if it is already closed.
     pub fn close_udp(&mut self, id: UdpId) -> io::Result<()> {
-        self.core_mut().close_udp(id)
-    }
-}
-
-impl Core {
-    pub(crate) fn close_udp(&mut self, id: UdpId) -> io::Result<()> {
-        if self.udp(id).is_none() {
-            return Err(gone());
-        }
-        if let Entry::Udp(u) = self.slots.remove(id.key()).entry {
-            let dropped = u.queue.len() as u64;
-            self.counters.stats.datagrams_dropped += dropped;
-            log::debug!("{id:?}: closed ({dropped} queued datagrams dropped)");
-        }
-        Ok(())
-    }
-
-    /// Ids of every UDP socket (for shutdown).
-    pub(crate) fn udp_ids(&self) -> Vec<UdpId> {
-        let slots = self.slots_where(|e| matches!(e, Entry::Udp(_)));
-        slots
-            .into_iter()
-            .map(|(key, gen)| UdpId::new(key, gen))
-            .collect()
+        self.core.close_udp(id)
     }
 }

@@ -296,6 +296,9 @@ struct Driver<'s> {
     started: Instant,
 }
 
+/// `ListenOptions`' documented default `max_input`.
+const DEFAULT_MAX_INPUT: usize = 1 << 20;
+
 /// Runs `s` and panics, with the scenario and what was observed, if a property fails.
 pub fn run(s: &Scenario) -> Outcome {
     let payload = s.payload.bytes();
@@ -339,7 +342,11 @@ impl<'s> Driver<'s> {
             drained: 0,
             closes: Vec::new(),
         }));
-        let (plan, limit, shared) = (Rc::new(s.clone()), options.get_max_input(), log.clone());
+        let (plan, limit, shared) = (
+            Rc::new(s.clone()),
+            s.max_input.map_or(DEFAULT_MAX_INPUT, |n| n.max(1)),
+            log.clone(),
+        );
         let factory = move || Probe {
             s: Rc::clone(&plan),
             limit,

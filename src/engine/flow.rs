@@ -16,35 +16,48 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::conn::{conn_in, CloseMode, State, AWAIT_FIRST, OVER_HIGH, READ_PAUSED};
-use crate::core::{gone, Core, TimerAction};
+use super::{gone, Core, TimerAction};
+use crate::conn::{CloseMode, Flag, State};
 use crate::handler::CloseReason;
 use crate::id::ConnId;
+
+/// Connections marked not writable by another connection's write, whose handlers are told in
+/// step 4 (see `over_high_from_elsewhere`).
+#[derive(Default)]
+pub(crate) struct Flow {
+    unwritable_owed: Vec<ConnId>,
+}
+
+impl Flow {
+    pub(crate) fn owes(&self) -> bool {
+        !self.unwritable_owed.is_empty()
+    }
+}
 
 impl Core {
     /// Compares `id`'s queued output with its watermarks after a flush, and pauses or resumes
     /// its reading (telling its handler) when a mark was crossed.
     pub(crate) fn update_writability(&mut self, id: ConnId) {
-        let Some(conn) = conn_in(&mut self.slots, id) else {
+        let Some(conn) = self.slots.conn_mut(id) else {
             return;
         };
         let limits = self.classes.limits(conn.class());
         let queued = conn.bufs.out_len();
-        if conn.flags & OVER_HIGH == 0 {
+        if !conn.flags.over_high() {
             if queued <= limits.high_water {
                 return;
             }
-            conn.flags |= OVER_HIGH;
+            conn.flags.set(Flag::OverHigh, true);
             log::debug!("{id}: {queued} bytes queued, over the high watermark; not writable");
             self.call(id, |h, cx| h.on_writability(cx, false));
         } else {
             if queued > limits.low_water {
                 return;
             }
-            conn.flags &= !OVER_HIGH;
+            conn.flags.set(Flag::OverHigh, false);
             log::debug!("{id}: {queued} bytes queued, down to the low watermark; writable");
             // Resume the reads the watermark held (if it held them, and nothing else does).
-            let was_held = limits.pause_reads && conn.flags & READ_PAUSED == 0;
+            let was_held = limits.pause_reads && !conn.flags.read_paused();
             if was_held && matches!(conn.state, State::Open | State::WriteClosed) {
                 self.mark_ready(id.token());
             }
@@ -53,9 +66,9 @@ impl Core {
             // `is_writable_conn` say false and may have paused on that, waiting for the `true`
             // that follows a `false`. Dropping both lost that wake-up, and a proxy stalled.
             // (A connection already closing hears neither, as `notify_unwritable` would do.)
-            if let Some(at) = self.unwritable_owed.iter().position(|&o| o == id) {
-                self.unwritable_owed.swap_remove(at);
-                if !self.conn(id).is_some_and(|c| c.is_live()) {
+            if let Some(at) = self.flow.unwritable_owed.iter().position(|&o| o == id) {
+                self.flow.unwritable_owed.swap_remove(at);
+                if !self.slots.conn(id).is_some_and(|c| c.is_live()) {
                     return;
                 }
                 self.call(id, |h, cx| h.on_writability(cx, false));
@@ -76,22 +89,22 @@ impl Core {
     pub(crate) fn over_high_from_elsewhere(&mut self, id: ConnId) {
         // A connection still connecting cannot send: it is over the mark as it stands.
         let _ = self.write_queued(id);
-        let Some(conn) = conn_in(&mut self.slots, id) else {
+        let Some(conn) = self.slots.conn_mut(id) else {
             return;
         };
         let limits = self.classes.limits(conn.class());
-        if conn.flags & OVER_HIGH == 0 && conn.bufs.out_len() > limits.high_water && conn.is_live()
-        {
-            conn.flags |= OVER_HIGH;
-            self.unwritable_owed.push(id);
+        if !conn.flags.over_high() && conn.bufs.out_len() > limits.high_water && conn.is_live() {
+            conn.flags.set(Flag::OverHigh, true);
+            self.flow.unwritable_owed.push(id);
         }
     }
 
     /// Step 4: tells the handlers of connections marked not writable from elsewhere (see
     /// `over_high_from_elsewhere`), unless they recovered meanwhile.
     pub(crate) fn notify_unwritable(&mut self) {
-        for id in std::mem::take(&mut self.unwritable_owed) {
+        for id in std::mem::take(&mut self.flow.unwritable_owed) {
             if self
+                .slots
                 .conn(id)
                 .is_some_and(|c| !c.is_writable() && c.is_live())
             {
@@ -103,13 +116,13 @@ impl Core {
     /// Pauses (`on == false`) or resumes reading `id` at a handler's request. Resuming
     /// re-queues the read: no new edge comes for input that waited in the kernel meanwhile.
     pub(crate) fn set_reading(&mut self, id: ConnId, on: bool) -> io::Result<()> {
-        let conn = conn_in(&mut self.slots, id).ok_or_else(gone)?;
+        let conn = self.slots.conn_mut(id).ok_or_else(gone)?;
         if !on {
-            conn.flags |= READ_PAUSED;
-        } else if conn.flags & READ_PAUSED != 0 {
-            conn.flags &= !READ_PAUSED;
+            conn.flags.set(Flag::ReadPaused, true);
+        } else if conn.flags.read_paused() {
+            conn.flags.set(Flag::ReadPaused, false);
             let watermark_holds =
-                conn.flags & OVER_HIGH != 0 && self.classes.limits(conn.class()).pause_reads;
+                conn.flags.over_high() && self.classes.limits(conn.class()).pause_reads;
             if matches!(conn.state, State::Open | State::WriteClosed) && !watermark_holds {
                 self.mark_ready(id.token());
             }
@@ -127,7 +140,7 @@ impl Core {
     /// Resets `id`, whose handler left more unconsumed input than allowed: a peer that sends a
     /// message the handler can never complete (or never parse) must not grow memory without end.
     pub(crate) fn close_over_input_limit(&mut self, id: ConnId, max: usize) {
-        let held = self.conn(id).map_or(0, |c| c.bufs.input_len());
+        let held = self.slots.conn(id).map_or(0, |c| c.bufs.input_len());
         log::warn!("{id}: {held} bytes of unconsumed input exceed the limit of {max}; resetting");
         self.close_forced(id, CloseReason::InputLimit);
     }
@@ -135,16 +148,17 @@ impl Core {
     /// Aborts `id` (reset, output discarded) and records `reason` as why.
     fn close_forced(&mut self, id: ConnId, reason: CloseReason) {
         let _ = self.close(id, CloseMode::Abort);
-        if let Some(conn) = self.conn_mut(id) {
+        if let Some(conn) = self.slots.conn_mut(id) {
             conn.override_reason(reason);
         }
     }
 
     /// Starts `id`'s first-bytes deadline: its handler must consume some input by then.
     pub(crate) fn arm_first_bytes(&mut self, id: ConnId, timeout: Duration) {
-        if let Some(conn) = self.conn_mut(id) {
-            conn.flags |= AWAIT_FIRST;
+        if let Some(conn) = self.slots.conn_mut(id) {
+            conn.flags.set(Flag::AwaitingFirst, true);
             self.timers
+                .queue
                 .insert(Instant::now() + timeout, TimerAction::FirstBytes(id));
         }
     }
@@ -152,21 +166,17 @@ impl Core {
     /// The handler consumed input for the first time: the deadline is met. (The timer stays
     /// in the heap and fires as a no-op; cancelling would need its key kept per connection.)
     pub(crate) fn first_input_consumed(&mut self, id: ConnId) {
-        if let Some(conn) = self.conn_mut(id) {
-            conn.flags &= !AWAIT_FIRST;
+        if let Some(conn) = self.slots.conn_mut(id) {
+            conn.flags.set(Flag::AwaitingFirst, false);
         }
     }
 
     /// The first-bytes deadline of `id` passed: close it if its handler still waits.
     pub(crate) fn first_bytes_expired(&mut self, id: ConnId) {
-        let Some(conn) = self.conn(id) else {
+        let Some(conn) = self.slots.conn(id) else {
             return;
         };
-        let open = matches!(
-            conn.state,
-            State::Open | State::ReadClosed | State::WriteClosed
-        );
-        if conn.flags & AWAIT_FIRST == 0 || !open {
+        if !conn.flags.awaiting_first() || !conn.is_open() {
             return;
         }
         let held = conn.bufs.input_len();

@@ -3,10 +3,15 @@
 use std::io;
 use std::net::SocketAddr;
 
+mod others;
+
+use std::fmt;
+
 use crate::conn::CloseMode;
-use crate::core::{gone, Core};
+use crate::engine::{gone, Core, Writer};
 use crate::handler::Handler;
 use crate::id::ConnId;
+use crate::options::ConnectOptions;
 
 /// What a handler callback can do: write, close, reach other connections, open new ones.
 ///
@@ -40,6 +45,12 @@ use crate::id::ConnId;
 pub struct Context<'a> {
     pub(crate) core: &'a mut Core,
     pub(crate) id: ConnId,
+}
+
+impl fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context").field("id", &self.id).finish()
+    }
 }
 
 impl<'a> Context<'a> {
@@ -92,7 +103,7 @@ impl<'a> Context<'a> {
     /// }
     /// ```
     pub fn write(&mut self, data: &[u8]) {
-        if let Err(e) = self.core.send(self.id, data, true) {
+        if let Err(e) = self.core.send(self.id, data, Writer::Own) {
             log::debug!("{}: write of {} bytes discarded: {e}", self.id, data.len());
         }
     }
@@ -116,7 +127,7 @@ impl<'a> Context<'a> {
     /// }
     /// ```
     pub fn queued(&self) -> usize {
-        self.core.conn(self.id).map_or(0, |c| c.queued())
+        self.core.slots.conn(self.id).map_or(0, |c| c.queued())
     }
 
     /// False while more output is queued than the high watermark allows (between
@@ -144,7 +155,10 @@ impl<'a> Context<'a> {
     /// }
     /// ```
     pub fn is_writable(&self) -> bool {
-        self.core.conn(self.id).is_some_and(|c| c.is_writable())
+        self.core
+            .slots
+            .conn(self.id)
+            .is_some_and(|c| c.is_writable())
     }
 
     /// Closes gracefully: queued output is sent first, then the connection closes.
@@ -240,7 +254,7 @@ impl<'a> Context<'a> {
     /// [`io::ErrorKind::NotFound`] inside `on_close` (the socket is gone), or the error of
     /// `getpeername`, e.g. `NotConnected` while an outbound connect is pending.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.core.conn(self.id).ok_or_else(gone)?.peer_addr()
+        self.core.slots.conn(self.id).ok_or_else(gone)?.peer_addr()
     }
 
     /// This side's address.
@@ -267,7 +281,7 @@ impl<'a> Context<'a> {
     ///
     /// [`io::ErrorKind::NotFound`] inside `on_close`, or the error of `getsockname`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.core.conn(self.id).ok_or_else(gone)?.local_addr()
+        self.core.slots.conn(self.id).ok_or_else(gone)?.local_addr()
     }
 
     /// Turns Nagle's algorithm off (`true`, the default for every connection) or on.
@@ -294,6 +308,7 @@ impl<'a> Context<'a> {
     /// [`io::ErrorKind::NotFound`] inside `on_close`, or the error of `setsockopt`.
     pub fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
         self.core
+            .slots
             .conn(self.id)
             .ok_or_else(gone)?
             .set_nodelay(nodelay)
@@ -326,7 +341,7 @@ impl<'a> Context<'a> {
     ///
     /// [`io::ErrorKind::NotFound`] inside `on_close`, or the error of `getsockopt`.
     pub fn nodelay(&self) -> io::Result<bool> {
-        self.core.conn(self.id).ok_or_else(gone)?.nodelay()
+        self.core.slots.conn(self.id).ok_or_else(gone)?.nodelay()
     }
 
     /// Starts a non-blocking outbound connection served by `handler`; see
@@ -395,7 +410,7 @@ impl<'a> Context<'a> {
     pub fn connect_with<H: Handler>(
         &mut self,
         addr: SocketAddr,
-        options: crate::ConnectOptions,
+        options: ConnectOptions,
         handler: H,
     ) -> ConnId {
         self.core.connect_with(addr, &options, Box::new(handler))
@@ -459,12 +474,14 @@ impl io::Write for Context<'_> {
     /// Queues all of `buf` (see [`Context::write`]); fails with `BrokenPipe` once this side can no
     /// longer send.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.core.send(self.id, buf, true).map(|()| buf.len())
+        self.core
+            .send(self.id, buf, Writer::Own)
+            .map(|()| buf.len())
     }
 
     /// Queues all of `buf` at once.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.core.send(self.id, buf, true)
+        self.core.send(self.id, buf, Writer::Own)
     }
 
     /// Formats into a scratch buffer the reactor keeps, then queues the result at once:
@@ -472,15 +489,15 @@ impl io::Write for Context<'_> {
     /// up once per piece (measured at 18% of an HTTP server's CPU under pipelined load).
     fn write_fmt(&mut self, args: std::fmt::Arguments<'_>) -> io::Result<()> {
         if let Some(literal) = args.as_str() {
-            return self.core.send(self.id, literal.as_bytes(), true);
+            return self.core.send(self.id, literal.as_bytes(), Writer::Own);
         }
-        let mut scratch = std::mem::take(&mut self.core.fmt_scratch);
+        let mut scratch = std::mem::take(&mut self.core.output.fmt_scratch);
         scratch.clear();
         let result = io::Write::write_fmt(&mut scratch, args)
-            .and_then(|()| self.core.send(self.id, &scratch, true));
+            .and_then(|()| self.core.send(self.id, &scratch, Writer::Own));
         // Keep a modest scratch for next time; a huge one-off is given back.
         if scratch.capacity() <= FMT_SCRATCH_KEEP {
-            self.core.fmt_scratch = scratch;
+            self.core.output.fmt_scratch = scratch;
         }
         result
     }

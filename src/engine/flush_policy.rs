@@ -3,9 +3,9 @@
 //! Output queued to other connections (`write_to`, broadcasts, a proxy's other half) waits for
 //! step 4, so that every sender of the iteration reaches each recipient in one `write`.
 
-use mio::Token;
-
-use crate::core::Core;
+use super::calls::EventOutcome;
+use super::Core;
+use crate::id::ConnId;
 
 /// Connections with their own replies queued that step 3 lets accumulate, after a large poll,
 /// before it flushes them, unless changed with
@@ -45,41 +45,67 @@ pub(crate) const FLUSH_BATCH: usize = 32;
 /// connections every poll is large, so nothing changes there.
 pub(crate) const WRITE_THROUGH_POLL: usize = 64;
 
-impl Core {
-    /// Whether a poll that returned `events` events writes replies through (see
-    /// `WRITE_THROUGH_POLL`).
+/// The flush policy's settings and its burst of replies.
+pub(crate) struct FlushPolicy {
+    /// Connections with replies that step 3 lets accumulate before flushing them.
+    pub(crate) batch: usize,
+    /// Polls of at most this many events write each connection's own replies through (0 once
+    /// `set_flush_batch` fixed the batch).
+    pub(crate) write_through_poll: usize,
+    /// Connections whose own event queued replies during this pass of step 3, taken off the
+    /// dirty list to leave in bursts of `batch`.
+    replies: Vec<ConnId>,
+}
+
+impl Default for FlushPolicy {
+    fn default() -> FlushPolicy {
+        FlushPolicy {
+            batch: FLUSH_BATCH,
+            write_through_poll: WRITE_THROUGH_POLL,
+            replies: Vec::new(),
+        }
+    }
+}
+
+impl FlushPolicy {
+    /// Whether a poll that returned `events` events writes replies through.
     pub(crate) fn writes_through(&self, events: usize) -> bool {
         events <= self.write_through_poll
     }
 
-    /// Called after each event of step 3, with the length the dirty list had before it. If
-    /// the event's callbacks put `token`'s own connection on the list and no other (a reply:
-    /// its read path marked it dirty, last and alone; connections already on the list stay
-    /// where they are), the reply leaves now after a
-    /// small poll, or joins the burst that leaves once `flush_batch` connections are in it.
+    pub(crate) fn has_replies(&self) -> bool {
+        !self.replies.is_empty()
+    }
+
+    /// Fixes the batch (`Reactor::set_flush_batch`): no more writing through.
+    pub(crate) fn fix_batch(&mut self, n: usize) {
+        self.batch = n.max(1);
+        self.write_through_poll = 0;
+    }
+}
+
+impl Core {
+    /// The flush decision after one connection event of step 3, from what its callbacks
+    /// listed. If they listed the connection itself and no other (a reply; a connection that
+    /// was listed already, by someone else's write, stays where it is), the reply leaves now
+    /// after a small poll, or joins the burst that leaves once `batch` connections are in it.
     /// Anything else on the dirty list waits for step 4: a callback that also wrote to others
     /// (a chat line echoed to its sender too) keeps its own copy with theirs, so that a member
     /// who both sends and receives in one iteration still gets one `write`.
-    pub(crate) fn after_dispatch(
-        &mut self,
-        token: Token,
-        dirty_before: usize,
-        write_through: bool,
-    ) {
-        let reply_only = self.dirty.len() == dirty_before + 1
-            && self.dirty.last().is_some_and(|id| id.token() == token);
-        if !reply_only {
+    pub(crate) fn after_event(&mut self, outcome: EventOutcome, write_through: bool) {
+        if !outcome.own_output || outcome.other_output {
             return;
         }
-        let Some(id) = self.dirty.pop() else {
+        // Only the served connection was listed during the event: it is the list's last entry.
+        let Some(id) = self.output.unlist_last() else {
             return;
         };
         if write_through {
             self.flush(id);
             return;
         }
-        self.replies.push(id);
-        if self.replies.len() >= self.flush_batch {
+        self.flush.replies.push(id);
+        if self.flush.replies.len() >= self.flush.batch {
             self.flush_replies();
         }
     }
@@ -87,15 +113,15 @@ impl Core {
     /// Writes out the burst of replies. A connection written to from elsewhere while in it
     /// (still marked dirty, so not listed again) is written here too.
     pub(crate) fn flush_replies(&mut self) {
-        let mut burst = std::mem::take(&mut self.replies);
+        let mut burst = std::mem::take(&mut self.flush.replies);
         for &id in &burst {
             self.flush(id);
         }
         burst.clear();
-        // Keep the allocation for the next burst. (Only `after_dispatch` adds to the list, and
-        // no flush reaches it, so the list is empty here.)
-        if self.replies.is_empty() {
-            self.replies = burst;
+        // Keep the allocation for the next burst. (Only `after_event` adds to the list, and no
+        // flush reaches it, so the list is empty here.)
+        if self.flush.replies.is_empty() {
+            self.flush.replies = burst;
         }
     }
 }

@@ -4,39 +4,25 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+#[cfg(unix)]
 use std::path::Path;
 use std::time::Duration;
 
 use mio::event::Source;
-use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::net::{TcpListener, TcpStream};
+#[cfg(unix)]
+use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
-
-/// Whether TCP urgent data (`MSG_OOB`) is delivered in line, as an ordinary byte of the stream
-/// (`SO_OOBINLINE`). It is: the handler sees exactly the bytes the peer sent, and none is lost
-/// (RFC 6093 advises applications that still meet urgent data to read it in line). Without it
-/// the kernel would cut the urgent byte out of the stream, for a `recv(MSG_OOB)` that sockloop
-/// never makes.
-pub(crate) const URGENT_INLINE: bool = true;
-
-/// What a stream socket is registered for, once, edge-triggered: both directions, and on Linux
-/// priority readiness, which tells the read loop that urgent data is pending. A read stops
-/// short at the urgent mark although more bytes are queued behind it, so after such an event a
-/// short read no longer proves the socket empty (`src/conn.rs`).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) const STREAM_INTEREST: Interest = Interest::READABLE
-    .add(Interest::WRITABLE)
-    .add(Interest::PRIORITY);
-/// What a stream socket is registered for (no priority readiness on this platform).
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) const STREAM_INTEREST: Interest = Interest::READABLE.add(Interest::WRITABLE);
 
 /// A connected (or connecting) stream socket.
 pub(crate) enum Stream {
     Tcp(TcpStream),
+    #[cfg(unix)]
     Unix(UnixStream),
 }
 
 /// The error for an address query that only TCP can answer.
+#[cfg(unix)]
 fn not_inet() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
@@ -48,6 +34,7 @@ impl Stream {
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => (&*s).read(buf),
+            #[cfg(unix)]
             Stream::Unix(s) => (&*s).read(buf),
         }
     }
@@ -55,6 +42,7 @@ impl Stream {
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => (&*s).write(buf),
+            #[cfg(unix)]
             Stream::Unix(s) => (&*s).write(buf),
         }
     }
@@ -62,6 +50,7 @@ impl Stream {
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.shutdown(Shutdown::Write),
+            #[cfg(unix)]
             Stream::Unix(s) => s.shutdown(Shutdown::Write),
         }
     }
@@ -69,6 +58,7 @@ impl Stream {
     pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
         match self {
             Stream::Tcp(s) => s.take_error(),
+            #[cfg(unix)]
             Stream::Unix(s) => s.take_error(),
         }
     }
@@ -77,6 +67,7 @@ impl Stream {
     pub(crate) fn is_connected(&self) -> io::Result<bool> {
         let result = match self {
             Stream::Tcp(s) => s.peer_addr().map(drop),
+            #[cfg(unix)]
             Stream::Unix(s) => s.peer_addr().map(drop),
         };
         match result {
@@ -89,6 +80,7 @@ impl Stream {
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
         match self {
             Stream::Tcp(s) => s.peer_addr(),
+            #[cfg(unix)]
             Stream::Unix(_) => Err(not_inet()),
         }
     }
@@ -96,6 +88,7 @@ impl Stream {
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         match self {
             Stream::Tcp(s) => s.local_addr(),
+            #[cfg(unix)]
             Stream::Unix(_) => Err(not_inet()),
         }
     }
@@ -104,6 +97,7 @@ impl Stream {
     pub(crate) fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_nodelay(nodelay),
+            #[cfg(unix)]
             Stream::Unix(_) => Ok(()),
         }
     }
@@ -112,6 +106,7 @@ impl Stream {
     pub(crate) fn nodelay(&self) -> io::Result<bool> {
         match self {
             Stream::Tcp(s) => s.nodelay(),
+            #[cfg(unix)]
             Stream::Unix(_) => Ok(false),
         }
     }
@@ -131,6 +126,7 @@ impl Stream {
     ) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.register(registry, token, interest),
+            #[cfg(unix)]
             Stream::Unix(s) => s.register(registry, token, interest),
         }
     }
@@ -139,6 +135,7 @@ impl Stream {
 /// A listening socket.
 pub(crate) enum ListenSocket {
     Tcp(TcpListener),
+    #[cfg(unix)]
     Unix(UnixListener),
 }
 
@@ -146,6 +143,7 @@ pub(crate) enum ListenSocket {
 /// written: an accept burst of thousands of connections should not format an address each.
 pub(crate) enum Peer {
     Tcp(std::net::SocketAddr),
+    #[cfg(unix)]
     Unix,
 }
 
@@ -153,6 +151,7 @@ impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Peer::Tcp(addr) => addr.fmt(f),
+            #[cfg(unix)]
             Peer::Unix => f.write_str("a unix peer"),
         }
     }
@@ -165,6 +164,7 @@ impl ListenSocket {
             ListenSocket::Tcp(l) => l
                 .accept()
                 .map(|(s, peer)| (Stream::Tcp(s), Peer::Tcp(peer))),
+            #[cfg(unix)]
             ListenSocket::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
         }
     }
@@ -172,12 +172,16 @@ impl ListenSocket {
     pub(crate) fn source(&mut self) -> &mut dyn Source {
         match self {
             ListenSocket::Tcp(l) => l,
+            #[cfg(unix)]
             ListenSocket::Unix(l) => l,
         }
     }
 }
 
-/// Binds a Unix domain listener at `path` (which must not exist yet).
-pub(crate) fn bind_unix(path: &Path) -> io::Result<UnixListener> {
-    UnixListener::bind(path)
+impl ListenSocket {
+    /// Binds a Unix domain listener at `path` (which must not exist yet).
+    #[cfg(unix)]
+    pub(crate) fn bind_unix(path: &Path) -> io::Result<ListenSocket> {
+        UnixListener::bind(path).map(ListenSocket::Unix)
+    }
 }

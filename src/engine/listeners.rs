@@ -12,16 +12,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
 use mio::Interest;
-use socket2::{Domain, Protocol, Socket, Type};
 
+use super::{gone, Core, Entry, Slot, TimerAction};
 use crate::conn::State;
-use crate::core::{gone, Core, Entry, Slot, TimerAction};
 use crate::handler::Handler;
 use crate::id::ListenerId;
-use crate::listen_options::ListenOptions;
-use crate::stream::{bind_unix, ListenSocket, Peer, Stream, URGENT_INLINE};
+use crate::options::ListenOptions;
+use crate::sys::{self, ListenSocket, Peer, Stream, NODELAY_INHERITED};
 
 /// Connections accepted per readiness event before the listener yields to established
 /// connections; the rest are taken on the next iteration via the still-ready queue.
@@ -60,48 +58,21 @@ fn log_due(last: &mut Option<Instant>) -> bool {
     }
 }
 
-/// Binds and listens with `SO_REUSEADDR` (so a restarted server can rebind while old
-/// connections sit in TIME_WAIT) and the requested backlog.
-fn bind(addr: SocketAddr, options: &ListenOptions) -> io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking(),
-        Some(Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    if options.reuse_port {
-        socket.set_reuse_port(true)?;
+/// The reactor-wide connection limit and the listeners it (or a resource error) paused.
+pub(crate) struct Admission {
+    /// Most open connections (accepted and outbound) before listeners stop accepting.
+    pub(crate) max_connections: u64,
+    /// Listeners waiting for file descriptors (or memory, or room under a limit) to accept again.
+    paused: Vec<ListenerId>,
+}
+
+impl Default for Admission {
+    fn default() -> Admission {
+        Admission {
+            max_connections: u64::MAX,
+            paused: Vec::new(),
+        }
     }
-    socket.bind(&addr.into())?;
-    if options.nodelay {
-        socket.set_tcp_nodelay(true)?;
-    }
-    // Urgent data stays in the byte stream (see `URGENT_INLINE`); accepted sockets inherit
-    // the option from the listener, on Linux and the BSDs alike.
-    socket.set_out_of_band_inline(URGENT_INLINE)?;
-    socket.listen(options.backlog)?;
-    Ok(TcpListener::from_std(socket.into()))
-}
-
-/// Whether an accepted TCP socket starts with the listener's `TCP_NODELAY`. On Linux it does
-/// (the connection's socket is cloned from the listener's), so `bind` sets the option once and
-/// each accept saves a `setsockopt`: one of the three system calls an accept takes, on the path
-/// a burst of thousands of connects waits on. Elsewhere it is set per connection.
-const NODELAY_INHERITED: bool = cfg!(target_os = "linux");
-
-/// Accept errors that concern only the connection being accepted.
-fn is_per_connection(e: &io::Error) -> bool {
-    use io::ErrorKind::*;
-    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted)
-        || matches!(e.raw_os_error(), Some(code) if code == libc_eproto() || code == libc_eperm())
-}
-
-// Linux errno values, named here to avoid a libc dependency for two constants.
-fn libc_eproto() -> i32 {
-    71
-}
-fn libc_eperm() -> i32 {
-    1
 }
 
 impl Core {
@@ -111,7 +82,7 @@ impl Core {
         options: ListenOptions,
         factory: Factory,
     ) -> io::Result<(ListenerId, SocketAddr)> {
-        let socket = bind(addr, &options)?;
+        let socket = sys::bind_tcp(addr, options.backlog, options.nodelay, options.reuse_port)?;
         let local = socket.local_addr()?;
         let id = self.store_listener(ListenSocket::Tcp(socket), options, factory)?;
         log::debug!("{id}: listening on {local}");
@@ -119,13 +90,14 @@ impl Core {
     }
 
     /// Binds a Unix domain stream listener at `path`.
+    #[cfg(unix)]
     pub(crate) fn add_unix_listener(
         &mut self,
         path: &std::path::Path,
         options: ListenOptions,
         factory: Factory,
     ) -> io::Result<ListenerId> {
-        let socket = ListenSocket::Unix(bind_unix(path)?);
+        let socket = ListenSocket::bind_unix(path)?;
         let id = self.store_listener(socket, options, factory)?;
         log::debug!("{id}: listening on {}", path.display());
         Ok(id)
@@ -139,9 +111,8 @@ impl Core {
         factory: Factory,
     ) -> io::Result<ListenerId> {
         let class = self.classes.add(options.limits, options.max_connections)?;
-        let gen = self.take_gen();
-        let vacant = self.slots.vacant_entry();
-        let id = ListenerId::new(vacant.key(), gen);
+        let gen = self.slots.take_gen();
+        let id = ListenerId::new(self.slots.next_key(), gen);
         if let Err(e) =
             self.poll
                 .registry()
@@ -160,20 +131,21 @@ impl Core {
             last_full_log: None,
             class,
         };
-        vacant.insert(Slot::new(gen, Entry::Listener(Box::new(listener))));
+        self.slots.insert(gen, Entry::Listener(Box::new(listener)));
         // Connections may have queued between listen() and register(): look once.
         self.mark_ready(id.token());
         Ok(id)
     }
 
     pub(crate) fn remove_listener(&mut self, id: ListenerId) -> io::Result<()> {
-        match self.slots.get(id.key()) {
+        if !matches!(
+            self.slots.get(id.key(), id.gen()),
             Some(Slot {
-                gen,
                 entry: Entry::Listener(_),
                 ..
-            }) if *gen == id.gen() => {}
-            _ => return Err(gone()),
+            })
+        ) {
+            return Err(gone());
         }
         if let Entry::Listener(mut l) = self.slots.remove(id.key()).entry {
             // Deregistering is not needed for the fd to leave epoll (closing it does that), but
@@ -181,7 +153,7 @@ impl Core {
             let _ = self.poll.registry().deregister(l.socket.source());
             self.classes.retire(l.class);
         }
-        self.paused.retain(|p| *p != id);
+        self.admission.paused.retain(|p| *p != id);
         log::debug!("{id}: closed");
         Ok(())
     }
@@ -190,18 +162,19 @@ impl Core {
     /// or a resource error pauses us.
     pub(crate) fn accept(&mut self, id: ListenerId) {
         for _ in 0..ACCEPT_BUDGET {
-            let Some(listener) = self.listener_mut(id) else {
+            let Some(listener) = self.slots.listener_mut(id) else {
                 return;
             };
             if listener.paused {
                 return;
             }
             let (class, rejects) = (listener.class, listener.options.overload_reply.is_some());
-            let full = self.classes.is_full(class) || self.counters.open >= self.max_connections;
+            let full =
+                self.classes.is_full(class) || self.counters.open >= self.admission.max_connections;
             if full && !rejects {
                 return self.pause_full(id);
             }
-            let Some(listener) = self.listener_mut(id) else {
+            let Some(listener) = self.slots.listener_mut(id) else {
                 return;
             };
             match listener.socket.accept() {
@@ -223,7 +196,7 @@ impl Core {
                 // Backlog drained.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // That client gave up (or a signal came); the next one may be fine.
-                Err(e) if is_per_connection(&e) => {
+                Err(e) if sys::is_per_connection(&e) => {
                     self.counters.stats.accept_errors += 1;
                     log::debug!("{id}: accept: {e}; skipping that connection");
                 }
@@ -260,7 +233,7 @@ impl Core {
             self.arm_first_bytes(id, timeout);
         }
         if let Some(idle) = idle {
-            if let Some(conn) = self.conn_mut(id) {
+            if let Some(conn) = self.slots.conn_mut(id) {
                 conn.set_idle(idle);
             }
             self.arm_idle(id, idle);
@@ -270,7 +243,7 @@ impl Core {
     }
 
     fn pause(&mut self, id: ListenerId, e: io::Error) {
-        let Some(listener) = self.listener_mut(id) else {
+        let Some(listener) = self.slots.listener_mut(id) else {
             return;
         };
         let delay = listener.backoff;
@@ -286,8 +259,9 @@ impl Core {
         } else {
             log::debug!("{id}: accept still failing: {e}; next retry within {delay:?}");
         }
-        self.paused.push(id);
+        self.admission.paused.push(id);
         self.timers
+            .queue
             .insert(Instant::now() + delay, TimerAction::ResumeAccept(id));
     }
 
@@ -296,14 +270,14 @@ impl Core {
     /// and past the backlog the kernel drops their SYNs, so they retry by themselves.
     fn pause_full(&mut self, id: ListenerId) {
         let open = self.counters.open;
-        let max_reactor = self.max_connections;
-        let Some(listener) = self.listener_mut(id) else {
+        let max_reactor = self.admission.max_connections;
+        let Some(listener) = self.slots.listener_mut(id) else {
             return;
         };
         listener.paused = true;
         let class = listener.class;
         let log_now = log_due(&mut listener.last_full_log);
-        self.paused.push(id);
+        self.admission.paused.push(id);
         if log_now {
             let (mine, max_mine) = self.classes.occupancy(class);
             log::warn!(
@@ -332,7 +306,7 @@ impl Core {
             }
         }
         let _ = stream.shutdown_write();
-        if let Some(listener) = self.listener_mut(id) {
+        if let Some(listener) = self.slots.listener_mut(id) {
             if log_due(&mut listener.last_full_log) {
                 log::warn!("{id}: connection limit reached; refusing {peer} and later clients with the overload reply");
             } else {
@@ -343,34 +317,23 @@ impl Core {
 
     /// Un-pauses `id`; it tries the backlog again in its turn of the next retry pass.
     pub(crate) fn resume_accept(&mut self, id: ListenerId) {
-        let Some(listener) = self.listener_mut(id) else {
+        let Some(listener) = self.slots.listener_mut(id) else {
             return;
         };
         if listener.paused {
             listener.paused = false;
-            self.paused.retain(|p| *p != id);
+            self.admission.paused.retain(|p| *p != id);
             self.mark_ready(id.token());
         }
     }
 
     /// A descriptor was freed: every paused listener gets one more try on the next iteration.
     pub(crate) fn resume_paused(&mut self) {
-        for id in std::mem::take(&mut self.paused) {
-            if let Some(l) = self.listener_mut(id) {
+        for id in std::mem::take(&mut self.admission.paused) {
+            if let Some(l) = self.slots.listener_mut(id) {
                 l.paused = false;
                 self.mark_ready(id.token());
             }
-        }
-    }
-
-    fn listener_mut(&mut self, id: ListenerId) -> Option<&mut Listener> {
-        match self.slots.get_mut(id.key()) {
-            Some(Slot {
-                gen,
-                entry: Entry::Listener(l),
-                ..
-            }) if *gen == id.gen() => Some(l),
-            _ => None,
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::limits::Limits;
+use super::limits::Limits;
 
 /// Options for [`Reactor::listen_with`](crate::Reactor::listen_with).
 ///
@@ -14,7 +14,6 @@ use crate::limits::Limits;
 /// use sockloop::ListenOptions;
 ///
 /// let options = ListenOptions::new().backlog(4096).nodelay(true);
-/// assert_eq!(options.get_backlog(), 4096);
 /// ```
 #[derive(Clone, Debug)]
 pub struct ListenOptions {
@@ -49,7 +48,7 @@ impl ListenOptions {
     /// # Examples
     ///
     /// ```
-    /// assert!(sockloop::ListenOptions::new().get_nodelay());
+    /// let _options = sockloop::ListenOptions::new();
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -61,7 +60,7 @@ impl ListenOptions {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(sockloop::ListenOptions::new().backlog(10).get_backlog(), 1024);
+    /// let _options = sockloop::ListenOptions::new().backlog(10);
     /// ```
     pub fn backlog(mut self, backlog: i32) -> Self {
         self.backlog = backlog.max(1024);
@@ -74,7 +73,7 @@ impl ListenOptions {
     /// # Examples
     ///
     /// ```
-    /// assert!(!sockloop::ListenOptions::new().nodelay(false).get_nodelay());
+    /// let _options = sockloop::ListenOptions::new().nodelay(false);
     /// ```
     pub fn nodelay(mut self, nodelay: bool) -> Self {
         self.nodelay = nodelay;
@@ -92,22 +91,10 @@ impl ListenOptions {
     /// use sockloop::ListenOptions;
     ///
     /// let options = ListenOptions::new().idle_timeout(Duration::from_secs(30));
-    /// assert_eq!(options.get_idle_timeout(), Some(Duration::from_secs(30)));
     /// ```
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = Some(timeout);
         self
-    }
-
-    /// The idle timeout, if any.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(sockloop::ListenOptions::new().get_idle_timeout(), None);
-    /// ```
-    pub fn get_idle_timeout(&self) -> Option<Duration> {
-        self.idle_timeout
     }
 
     /// Sets `SO_REUSEPORT`, so that several listeners (one per reactor thread, or per process)
@@ -149,22 +136,10 @@ impl ListenOptions {
     ///
     /// ```
     /// let options = sockloop::ListenOptions::new().max_input(64 * 1024);
-    /// assert_eq!(options.get_max_input(), 64 * 1024);
     /// ```
     pub fn max_input(mut self, bytes: usize) -> Self {
         self.limits.max_input = bytes.max(1);
         self
-    }
-
-    /// The input bound in bytes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(sockloop::ListenOptions::new().get_max_input(), 1 << 20);
-    /// ```
-    pub fn get_max_input(&self) -> usize {
-        self.limits.max_input
     }
 
     /// Sets the output watermarks (defaults: low 64 KiB, high 256 KiB). When more than `high`
@@ -178,7 +153,6 @@ impl ListenOptions {
     ///
     /// ```
     /// let options = sockloop::ListenOptions::new().output_watermarks(16 << 10, 1 << 20);
-    /// assert_eq!(options.get_output_watermarks(), (16 << 10, 1 << 20));
     /// ```
     pub fn output_watermarks(mut self, low: usize, high: usize) -> Self {
         self.limits.set_watermarks(low, high);
@@ -195,33 +169,10 @@ impl ListenOptions {
     ///
     /// ```
     /// let options = sockloop::ListenOptions::new().pause_reading_over_high(false);
-    /// assert!(!options.get_pause_reading_over_high());
     /// ```
     pub fn pause_reading_over_high(mut self, pause: bool) -> Self {
         self.limits.pause_reads = pause;
         self
-    }
-
-    /// Whether connections stop reading over the high watermark.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(sockloop::ListenOptions::new().get_pause_reading_over_high());
-    /// ```
-    pub fn get_pause_reading_over_high(&self) -> bool {
-        self.limits.pause_reads
-    }
-
-    /// The output watermarks (low, high) in bytes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(sockloop::ListenOptions::new().get_output_watermarks(), (64 << 10, 256 << 10));
-    /// ```
-    pub fn get_output_watermarks(&self) -> (usize, usize) {
-        (self.limits.low_water, self.limits.high_water)
     }
 
     /// Caps the output queued for one connection (default 16 MiB; never below the high
@@ -233,22 +184,10 @@ impl ListenOptions {
     ///
     /// ```
     /// let options = sockloop::ListenOptions::new().max_output(4 << 20);
-    /// assert_eq!(options.get_max_output(), 4 << 20);
     /// ```
     pub fn max_output(mut self, bytes: usize) -> Self {
         self.limits.max_output = bytes;
         self
-    }
-
-    /// The output cap in bytes, as it will apply (at least the high watermark).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(sockloop::ListenOptions::new().get_max_output(), 16 << 20);
-    /// ```
-    pub fn get_max_output(&self) -> usize {
-        self.limits.normalized().max_output
     }
 
     /// Gives each accepted connection `timeout` to deliver a first message: if its handler has
@@ -265,22 +204,10 @@ impl ListenOptions {
     /// use std::time::Duration;
     ///
     /// let options = sockloop::ListenOptions::new().first_bytes_timeout(Duration::from_secs(10));
-    /// assert_eq!(options.get_first_bytes_timeout(), Some(Duration::from_secs(10)));
     /// ```
     pub fn first_bytes_timeout(mut self, timeout: Duration) -> Self {
         self.limits.first_bytes = Some(timeout);
         self
-    }
-
-    /// The first-bytes timeout, if any.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(sockloop::ListenOptions::new().get_first_bytes_timeout(), None);
-    /// ```
-    pub fn get_first_bytes_timeout(&self) -> Option<std::time::Duration> {
-        self.limits.first_bytes
     }
 
     /// Limits this listener to `max` open connections (default: no limit; see also
@@ -293,22 +220,10 @@ impl ListenOptions {
     ///
     /// ```
     /// let options = sockloop::ListenOptions::new().max_connections(10_000);
-    /// assert_eq!(options.get_max_connections(), Some(10_000));
     /// ```
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = Some(max);
         self
-    }
-
-    /// The connection limit, if any.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(sockloop::ListenOptions::new().get_max_connections(), None);
-    /// ```
-    pub fn get_max_connections(&self) -> Option<usize> {
-        self.max_connections
     }
 
     /// At a connection limit, accept clients anyway, send them `reply` (one non-blocking write,
@@ -323,54 +238,26 @@ impl ListenOptions {
     /// let options = sockloop::ListenOptions::new()
     ///     .max_connections(100)
     ///     .overload_reply(b"-ERR busy\r\n".to_vec());
-    /// assert_eq!(options.get_overload_reply(), Some(&b"-ERR busy\r\n"[..]));
     /// ```
     pub fn overload_reply(mut self, reply: impl Into<Vec<u8>>) -> Self {
         self.overload_reply = Some(reply.into().into());
         self
     }
+}
 
-    /// The reply sent to clients refused at a connection limit, if any.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(sockloop::ListenOptions::new().get_overload_reply(), None);
-    /// ```
-    pub fn get_overload_reply(&self) -> Option<&[u8]> {
-        self.overload_reply.as_deref()
-    }
+#[cfg(test)]
+mod tests {
+    use super::ListenOptions;
 
-    /// Whether `SO_REUSEPORT` is set.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(!sockloop::ListenOptions::new().get_reuse_port());
-    /// ```
-    pub fn get_reuse_port(&self) -> bool {
-        self.reuse_port
-    }
-
-    /// The configured backlog.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(sockloop::ListenOptions::new().get_backlog(), 4096);
-    /// ```
-    pub fn get_backlog(&self) -> i32 {
-        self.backlog
-    }
-
-    /// Whether accepted connections get `TCP_NODELAY`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(sockloop::ListenOptions::default().get_nodelay());
-    /// ```
-    pub fn get_nodelay(&self) -> bool {
-        self.nodelay
+    #[test]
+    fn defaults_and_clamps() {
+        let options = ListenOptions::new();
+        assert_eq!(options.backlog, 4096);
+        assert!(options.nodelay && !options.reuse_port);
+        assert_eq!(ListenOptions::new().backlog(10).backlog, 1024);
+        let limits = ListenOptions::new()
+            .output_watermarks(16 << 10, 1 << 20)
+            .limits;
+        assert_eq!((limits.low_water, limits.high_water), (16 << 10, 1 << 20));
     }
 }

@@ -12,12 +12,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::conn::{CloseMode, SHUTDOWN_LINGER};
-use crate::core::{Core, Entry, TimerAction};
+use super::closing::SHUTDOWN_LINGER;
+use super::timer_queue::TimerKey;
+use super::{Core, Entry, TimerAction};
+use crate::conn::CloseMode;
 use crate::handler::CloseReason;
 use crate::id::{ConnId, ListenerId};
 use crate::reactor::Reactor;
-use crate::timer::TimerKey;
 
 pub(crate) struct ShutdownState {
     deadline: Instant,
@@ -25,43 +26,15 @@ pub(crate) struct ShutdownState {
 }
 
 impl Reactor {
-    /// Shuts down gracefully within `grace`: listeners close at once, each connection's handler
-    /// is asked to finish ([`Handler::on_shutdown`](crate::Handler::on_shutdown), by default a
-    /// graceful close that sends all queued output first), and [`run`](Self::run) returns once
-    /// every connection and UDP socket is closed. Connections still open after `grace` are
-    /// aborted with [`CloseReason::ShutdownDeadline`]. Calling it again can only shorten the
-    /// deadline.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use sockloop::{Context, Handler, Input, Reactor};
-    ///
-    /// struct Echo;
-    /// impl Handler for Echo {
-    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
-    ///         cx.write(input.take_all());
-    ///     }
-    /// }
-    ///
-    /// let mut reactor = Reactor::new()?;
-    /// let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), || Echo)?;
-    /// let _client = std::net::TcpStream::connect(addr)?;
-    /// reactor.run_once(Some(Duration::from_secs(1)))?; // accept it
-    /// reactor.shutdown(Duration::from_secs(5));
-    /// reactor.run()?; // the server closes the connection gracefully, then run returns
-    /// assert_eq!(reactor.connection_count(), 0);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn shutdown(&mut self, grace: Duration) {
+    /// Starts (or shortens) a graceful shutdown; see [`Reactor::shutdown`].
+    pub(crate) fn start_shutdown(&mut self, grace: Duration) {
         let deadline = Instant::now() + grace;
-        let core = self.core_mut();
+        let core = &mut self.core;
         if let Some(state) = &core.shutdown {
             if state.deadline <= deadline {
                 return;
             }
-            core.timers.cancel(state.timer);
+            core.timers.queue.cancel(state.timer);
         } else {
             log::info!(
                 "graceful shutdown: {} connections to finish within {grace:?}",
@@ -69,53 +42,24 @@ impl Reactor {
             );
             core.begin_shutdown();
         }
-        let timer = core.timers.insert(deadline, TimerAction::ShutdownDeadline);
+        let timer = core
+            .timers
+            .queue
+            .insert(deadline, TimerAction::ShutdownDeadline);
         core.shutdown = Some(ShutdownState { deadline, timer });
         // With nothing open, the shutdown is complete now; do not wait for the deadline.
         self.check_shutdown_done();
     }
 
-    /// Whether a graceful shutdown is under way.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use sockloop::{Context, Handler, Input, Reactor};
-    ///
-    /// struct Sink;
-    /// impl Handler for Sink {
-    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
-    ///         input.consume(input.len());
-    ///     }
-    /// }
-    ///
-    /// let mut reactor = Reactor::new()?;
-    /// let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), || Sink)?;
-    /// let _client = std::net::TcpStream::connect(addr)?;
-    /// reactor.run_once(Some(Duration::from_secs(1)))?; // accept it
-    /// assert!(!reactor.is_shutting_down());
-    /// reactor.shutdown(Duration::from_secs(1));
-    /// assert!(reactor.is_shutting_down()); // until that connection has closed
-    ///
-    /// let mut idle = Reactor::new()?;
-    /// idle.shutdown(Duration::from_secs(1));
-    /// assert!(!idle.is_shutting_down()); // nothing was open: already complete
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn is_shutting_down(&self) -> bool {
-        self.core().shutdown.is_some()
-    }
-
     /// The deadline passed: close whatever is left.
     pub(crate) fn shutdown_deadline(&mut self) {
-        let core = self.core_mut();
+        let core = &mut self.core;
         if core.shutdown.is_none() {
             return;
         }
         // Only still-live connections: one already closed for its own reason keeps it.
         let mut left = core.conn_ids();
-        left.retain(|id| core.conn(*id).is_some_and(|c| c.is_live()));
+        left.retain(|id| core.slots.conn(*id).is_some_and(|c| c.is_live()));
         if !left.is_empty() {
             log::warn!(
                 "graceful shutdown: deadline passed; closing {} busy connections",
@@ -123,14 +67,14 @@ impl Reactor {
             );
         }
         for id in left {
-            if core.conn(id).is_some_and(|c| c.is_lingering()) {
+            if core.slots.conn(id).is_some_and(|c| c.is_lingering()) {
                 // Delivered everything and sent FIN; only the peer's FIN is missing. That is a
                 // completed close, not a busy connection: no reset, no deadline reason.
                 core.close_with(id, CloseReason::Local);
                 continue;
             }
             let _ = core.close(id, CloseMode::Abort);
-            if let Some(conn) = core.conn_mut(id) {
+            if let Some(conn) = core.slots.conn_mut(id) {
                 conn.override_reason(CloseReason::ShutdownDeadline);
             }
         }
@@ -142,18 +86,18 @@ impl Reactor {
     /// Ends the shutdown (and `run`) once nothing is left open; called at the end of each
     /// iteration.
     pub(crate) fn check_shutdown_done(&mut self) {
-        let core = self.core_mut();
+        let core = &mut self.core;
         if core.shutdown.is_none() {
             return;
         }
         for id in core.udp_ids() {
-            if core.udp(id).is_some_and(|u| u.queued() == 0) {
+            if core.slots.udp(id).is_some_and(|u| u.queued() == 0) {
                 let _ = core.close_udp(id);
             }
         }
         if core.counters.open == 0 && core.udp_ids().is_empty() {
             if let Some(state) = core.shutdown.take() {
-                core.timers.cancel(state.timer);
+                core.timers.queue.cancel(state.timer);
             }
             log::info!("graceful shutdown complete");
             core.stop();
@@ -163,13 +107,14 @@ impl Reactor {
 
 impl Core {
     fn begin_shutdown(&mut self) {
-        for (key, gen) in self.slots_where(|e| matches!(e, Entry::Listener(_))) {
+        for (key, gen) in self.slots.keys_where(|e| matches!(e, Entry::Listener(_))) {
             let id = ListenerId::new(key, gen);
             let _ = self.remove_listener(id);
         }
         for id in self.conn_ids() {
             // A connection still connecting gets `on_shutdown` right after its `on_open`.
             if self
+                .slots
                 .conn(id)
                 .is_some_and(|c| c.is_live() && !c.is_connecting())
             {
@@ -183,7 +128,7 @@ impl Core {
 
     /// Ids of every connection slot (open, connecting or closing).
     pub(crate) fn conn_ids(&self) -> Vec<ConnId> {
-        let slots = self.slots_where(|e| matches!(e, Entry::Conn(_)));
+        let slots = self.slots.keys_where(|e| matches!(e, Entry::Conn(_)));
         slots
             .into_iter()
             .map(|(key, gen)| ConnId::new(key, gen))

@@ -6,7 +6,7 @@ use std::io;
 
 use crate::conn::CloseMode;
 use crate::context::Context;
-use crate::core::gone;
+use crate::engine::{gone, Writer};
 use crate::id::ConnId;
 
 impl Context<'_> {
@@ -43,7 +43,12 @@ impl Context<'_> {
     /// [`io::ErrorKind::NotFound`] if `id` is closed or unknown, [`io::ErrorKind::BrokenPipe`] if
     /// its write side is already shut down.
     pub fn write_to(&mut self, id: ConnId, data: &[u8]) -> io::Result<()> {
-        self.core.send(id, data, id == self.id)
+        let writer = if id == self.id {
+            Writer::Own
+        } else {
+            Writer::Other
+        };
+        self.core.send(id, data, writer)
     }
 
     /// Closes another connection gracefully (see [`close`](Self::close)).
@@ -153,7 +158,7 @@ impl Context<'_> {
     ///
     /// [`io::ErrorKind::NotFound`] if `id` is closed or unknown.
     pub fn queued_conn(&self, id: ConnId) -> io::Result<usize> {
-        Ok(self.core.conn(id).ok_or_else(gone)?.queued())
+        Ok(self.core.slots.conn(id).ok_or_else(gone)?.queued())
     }
 
     /// Whether another connection `id` is below its high watermark (see
@@ -183,7 +188,7 @@ impl Context<'_> {
     ///
     /// [`io::ErrorKind::NotFound`] if `id` is closed or unknown.
     pub fn is_writable_conn(&self, id: ConnId) -> io::Result<bool> {
-        Ok(self.core.conn(id).ok_or_else(gone)?.is_writable())
+        Ok(self.core.slots.conn(id).ok_or_else(gone)?.is_writable())
     }
 
     /// Stops reading connection `id` (this one or another) until

@@ -9,7 +9,7 @@ use std::io;
 use mio::event::{Event, Source};
 use mio::Interest;
 
-use crate::core::{gone, Entry, Slot};
+use crate::engine::{AnySource, Registered};
 use crate::id::SourceId;
 use crate::reactor::Reactor;
 
@@ -114,31 +114,6 @@ impl Readiness {
     }
 }
 
-/// A registered source with its callback, types erased.
-pub(crate) trait AnySource {
-    fn source(&mut self) -> &mut dyn Source;
-    fn fire(&mut self, reactor: &mut Reactor, id: SourceId, readiness: Readiness);
-}
-
-struct Registered<S, F> {
-    source: S,
-    callback: F,
-}
-
-impl<S, F> AnySource for Registered<S, F>
-where
-    S: Source + 'static,
-    F: FnMut(&mut Reactor, &mut S, Readiness) + 'static,
-{
-    fn source(&mut self) -> &mut dyn Source {
-        &mut self.source
-    }
-
-    fn fire(&mut self, reactor: &mut Reactor, _id: SourceId, readiness: Readiness) {
-        (self.callback)(reactor, &mut self.source, readiness)
-    }
-}
-
 impl Reactor {
     /// Registers a foreign `mio` source (edge-triggered) with a callback run on the loop thread
     /// whenever it becomes ready. The reactor owns the source until
@@ -182,16 +157,9 @@ impl Reactor {
         S: Source + 'static,
         F: FnMut(&mut Reactor, &mut S, Readiness) + 'static,
     {
-        let core = self.core_mut();
-        let mut boxed: Box<dyn AnySource> = Box::new(Registered { source, callback });
-        let gen = core.take_gen();
-        let vacant = core.slots.vacant_entry();
-        let id = SourceId::new(vacant.key(), gen);
-        core.poll
-            .registry()
-            .register(boxed.source(), id.token(), interest)?;
-        vacant.insert(Slot::new(gen, Entry::Source(Some(boxed))));
-        log::debug!("{id:?}: registered");
+        let boxed: Box<dyn AnySource> = Box::new(Registered { source, callback });
+        let id = self.core.add_source(boxed, interest)?;
+        log::debug!("{id}: registered");
         Ok(id)
     }
 
@@ -215,49 +183,8 @@ impl Reactor {
     ///
     /// [`io::ErrorKind::NotFound`] if it was already removed.
     pub fn remove_source(&mut self, id: SourceId) -> io::Result<()> {
-        let core = self.core_mut();
-        match core.slots.get(id.key()) {
-            Some(Slot {
-                gen,
-                entry: Entry::Source(_),
-                ..
-            }) if *gen == id.gen() => {}
-            _ => return Err(gone()),
-        }
-        if let Entry::Source(Some(mut s)) = core.slots.remove(id.key()).entry {
-            core.poll.registry().deregister(s.source())?;
-        }
-        // A source removed from its own callback is deregistered when the callback returns.
-        log::debug!("{id:?}: removed");
+        self.core.remove_source(id)?;
+        log::debug!("{id}: removed");
         Ok(())
-    }
-
-    /// Runs the callbacks of foreign sources that became ready in this iteration.
-    pub(crate) fn run_source_callbacks(&mut self) {
-        let pending = std::mem::take(&mut self.core_mut().source_events);
-        for (id, readiness) in pending {
-            let taken = match self.core_mut().slots.get_mut(id.key()) {
-                Some(Slot {
-                    gen,
-                    entry: Entry::Source(s),
-                    ..
-                }) if *gen == id.gen() => s.take(),
-                _ => None,
-            };
-            let Some(mut source) = taken else { continue };
-            source.fire(self, id, readiness);
-            let core = self.core_mut();
-            match core.slots.get_mut(id.key()) {
-                Some(Slot {
-                    gen,
-                    entry: Entry::Source(slot),
-                    ..
-                }) if *gen == id.gen() => *slot = Some(source),
-                // Removed by its own callback: deregister now that we hold it again.
-                _ => {
-                    let _ = core.poll.registry().deregister(source.source());
-                }
-            }
-        }
     }
 }

@@ -1,0 +1,296 @@
+//! One connection as a value: its socket, its transport, its buffers, its state and flags. This
+//! layer makes the system calls of one connection and says what happened as data
+//! ([`ReadStep`], [`WriteStep`]); it never calls a handler and knows nothing of the reactor.
+//! What to do about what happened is the engine's (`src/engine/conn_event.rs`).
+//!
+//! ```text
+//!             connect ok                 peer FIN
+//! Connecting ───────────▶ Open ───────────────────▶ ReadClosed ──┐
+//!     │                  │  │  shutdown_write          │          │ close()/default
+//!     │ connect error    │  └──────────▶ WriteClosed   │ close()  ▼
+//!     │                  │ close()            │ FIN    └──────▶ Closing ──▶ Closed
+//!     └──────────────────┴────────────────────┴──── error / abort ───────────▲
+//!
+//! Flags, beside the state (src/conn/flags.rs):
+//!   WriteBlocked   a write met WouldBlock; on_drained is due when the queue empties
+//!   FinPending     shutdown_write asked; FIN goes out when the queue is empty   (Open)
+//!   FinSent        our FIN is out                          (WriteClosed, Closing)
+//!   FinSeen        the peer's FIN was read                 (ReadClosed, Closing)
+//!   OverHigh       output over the high watermark: reads paused, not writable
+//!   ReadPaused     a handler paused reading (Context::pause_reading)
+//!   AwaitingFirst  the first-bytes deadline is armed and not met yet
+//!   Dirty          on the reactor's dirty list, flushed in step 4
+//! ```
+//!
+//! `Closing` sends what is queued, then sends FIN and reads (discarding) until the peer's FIN or a
+//! linger timeout: closing a socket that still has unread input makes the kernel send a reset,
+//! which can destroy the last response before the peer reads it. `Closed` is final: the reactor
+//! releases the slot after the current dispatch and calls `on_close`.
+
+mod buf;
+mod flags;
+mod io_step;
+mod transport;
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub(crate) use buf::{BufPool, Queues};
+pub(crate) use flags::{Flag, Flags};
+pub(crate) use io_step::{ReadStep, WriteStep};
+pub(crate) use transport::Transport;
+
+use crate::handler::{CloseReason, Handler};
+use crate::options::Limits;
+use crate::sys::Stream;
+
+/// The library-side connection states; see the module docs for the transitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Outbound connect in progress.
+    Connecting,
+    /// Both directions open.
+    Open,
+    /// The peer sent FIN; we may still write.
+    ReadClosed,
+    /// We sent FIN (after flushing); we still read.
+    WriteClosed,
+    /// Close requested: flushing, then FIN, then waiting briefly for the peer's FIN.
+    Closing,
+    /// Done; the slot is freed and `on_close` called after the current dispatch.
+    Closed,
+}
+
+/// How to close: after flushing, or at once with a reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseMode {
+    Graceful,
+    Abort,
+}
+
+/// Outcome of checking a pending outbound connect.
+#[derive(Debug)]
+pub(crate) enum ConnectCheck {
+    Pending,
+    Done,
+    Failed(io::Error),
+}
+
+pub(crate) struct Conn {
+    pub(crate) stream: Stream,
+    /// Between the socket's bytes and the handler's: plain today (`src/conn/transport.rs`).
+    transport: Transport,
+    /// Taken out while one of its callbacks runs, so the callback can borrow the reactor.
+    handler: Option<Box<dyn Handler>>,
+    pub(crate) state: State,
+    pub(crate) flags: Flags,
+    /// Unconsumed input and unsent output; holds no memory while both are empty.
+    pub(crate) bufs: Queues,
+    /// Why it closed; boxed because it is needed once, at the end, and an idle connection
+    /// should not pay 16 bytes for it.
+    reason: Option<Box<CloseReason>>,
+    /// Coarse loop time (ms) of the last read or write: idle and linger checks compare against
+    /// it, so activity costs one store.
+    pub(crate) last_active: u64,
+    /// Idle timeout in ms; 0 for none.
+    idle_ms: u32,
+    /// Its class: the limits it is held to, and whose connection count it is part of
+    /// (`src/engine/classes.rs`); two bytes where the limits themselves would take forty.
+    class: u16,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        stream: Stream,
+        handler: Box<dyn Handler>,
+        state: State,
+        now_ms: u64,
+        class: u16,
+    ) -> Conn {
+        Conn {
+            stream,
+            transport: Transport::Plain,
+            handler: Some(handler),
+            state,
+            flags: Flags::default(),
+            bufs: Queues::default(),
+            reason: None,
+            last_active: now_ms,
+            idle_ms: 0,
+            class,
+        }
+    }
+
+    /// Takes the handler out for a callback; `None` if a callback of it is already running.
+    pub(crate) fn take_handler(&mut self) -> Option<Box<dyn Handler>> {
+        self.handler.take()
+    }
+
+    /// Puts the handler back after a callback.
+    pub(crate) fn put_handler(&mut self, handler: Box<dyn Handler>) {
+        self.handler = Some(handler);
+    }
+
+    /// The handler left more than `max` bytes unconsumed on a connection that still reads for
+    /// it. One that closed meanwhile is exempt: its input is moot, and "reply with an error,
+    /// close, consume nothing" must not turn the graceful close into a reset.
+    pub(crate) fn over_input_limit(&self, max: usize) -> bool {
+        self.bufs.input_len() > max && !matches!(self.state, State::Closing | State::Closed)
+    }
+
+    pub(crate) fn class(&self) -> u16 {
+        self.class
+    }
+
+    /// Below the high watermark (or back under the low one since).
+    pub(crate) fn is_writable(&self) -> bool {
+        !self.flags.over_high()
+    }
+
+    /// Reading is held: by a handler's pause, or by the watermark when `limits` say so. A
+    /// closing connection reads on regardless: it only looks for the peer's FIN.
+    pub(crate) fn reads_held(&self, limits: &Limits) -> bool {
+        let held = self.flags.read_paused() || (limits.pause_reads && self.flags.over_high());
+        held && self.state != State::Closing
+    }
+
+    /// Output queued past the high watermark while reads would pause for it: a read turn ends
+    /// here, so that the flush after it decides whether the peer is behind.
+    pub(crate) fn output_over_high(&self, limits: &Limits) -> bool {
+        limits.pause_reads
+            && self.state != State::Closing
+            && self.bufs.out_len() > limits.high_water
+    }
+
+    /// Reads can happen in this state at all (connected, the peer's FIN not yet read).
+    pub(crate) fn reads_open(&self) -> bool {
+        !matches!(
+            self.state,
+            State::Connecting | State::ReadClosed | State::Closed
+        ) && !self.flags.fin_seen()
+    }
+
+    /// Gives the connection an idle timeout (the caller arms the first check).
+    pub(crate) fn set_idle(&mut self, idle: Duration) {
+        self.idle_ms = idle.as_millis().clamp(1, u32::MAX as u128) as u32;
+    }
+
+    /// (last activity, idle timeout) in ms, if the connection has an idle timeout and is live.
+    pub(crate) fn idle_state(&self) -> Option<(u64, u64)> {
+        // A closing connection is governed by its linger check, not the idle timeout: its close
+        // is already under way, and relabelling it "idle" would misreport why it ended.
+        let open = matches!(
+            self.state,
+            State::Open | State::ReadClosed | State::WriteClosed
+        );
+        (self.idle_ms > 0 && open).then_some((self.last_active, self.idle_ms as u64))
+    }
+
+    /// An outbound connect is still in progress (the handler has not seen `on_open`).
+    pub(crate) fn is_connecting(&self) -> bool {
+        self.state == State::Connecting
+    }
+
+    /// Open, half-closed either way: the handler may still hear from it.
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(
+            self.state,
+            State::Open | State::ReadClosed | State::WriteClosed
+        )
+    }
+
+    /// Not closed (or about to be released).
+    pub(crate) fn is_live(&self) -> bool {
+        self.state != State::Closed
+    }
+
+    /// Everything was sent, our FIN too; only the peer's FIN is awaited.
+    pub(crate) fn is_lingering(&self) -> bool {
+        self.state == State::Closing && self.flags.fin_sent() && self.bufs.out_is_empty()
+    }
+
+    /// Replaces the recorded close reason (a forced close that should say why it happened).
+    pub(crate) fn override_reason(&mut self, reason: CloseReason) {
+        self.reason = Some(Box::new(reason));
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.bufs.out_len()
+    }
+
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.peer_addr()
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
+    pub(crate) fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.stream.set_nodelay(nodelay)
+    }
+
+    pub(crate) fn nodelay(&self) -> io::Result<bool> {
+        self.stream.nodelay()
+    }
+
+    /// Whether new output is still accepted.
+    pub(crate) fn accepts_output(&self) -> bool {
+        matches!(
+            self.state,
+            State::Connecting | State::Open | State::ReadClosed
+        ) && !self.flags.fin_pending()
+    }
+
+    /// Whether the socket should be written to now.
+    pub(crate) fn can_flush(&self) -> bool {
+        !matches!(self.state, State::Connecting | State::Closed) && !self.flags.fin_sent()
+    }
+
+    /// Queues the handler's bytes for the socket, through the transport.
+    pub(crate) fn queue_output(&mut self, pool: &mut BufPool, data: &[u8]) {
+        self.transport.encode(data, &mut self.bufs, pool);
+    }
+
+    /// Queues what the transport sends before our FIN (once a FIN has been asked for: the
+    /// handler can write no more).
+    pub(crate) fn finish_output(&mut self, pool: &mut BufPool) {
+        self.transport.finish(&mut self.bufs, pool);
+    }
+
+    /// Whether a pending outbound connect has completed.
+    pub(crate) fn check_connect(&self) -> ConnectCheck {
+        // As mio documents: a pending error means failure; otherwise a peer address means
+        // success, and `NotConnected` means the event was spurious and the connect is still in
+        // progress.
+        match self.stream.take_error() {
+            Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
+            Ok(None) => {}
+        }
+        match self.stream.is_connected() {
+            Ok(true) => ConnectCheck::Done,
+            Ok(false) => ConnectCheck::Pending,
+            Err(e) => ConnectCheck::Failed(e),
+        }
+    }
+
+    /// Moves to `Closed` once, recording why; returns true if this call did it.
+    pub(crate) fn mark_closed(&mut self, reason: CloseReason) -> bool {
+        if self.state == State::Closed {
+            return false;
+        }
+        self.state = State::Closed;
+        if self.reason.is_none() {
+            self.reason = Some(Box::new(reason));
+        }
+        true
+    }
+
+    /// Takes what `on_close` needs, dropping the socket (the fd is closed, which also removes it
+    /// from epoll: no `epoll_ctl(DEL)` system call is spent per close).
+    pub(crate) fn into_parts(self) -> (Option<Box<dyn Handler>>, CloseReason, Queues) {
+        let reason = self.reason.map_or(CloseReason::Local, |r| *r);
+        (self.handler, reason, self.bufs)
+    }
+}

@@ -1,0 +1,161 @@
+//! Outbound connections, and registering every connection (outbound or accepted) in a slot.
+//!
+//! Every outcome of a connect reaches its handler, even a failure before any socket exists:
+//! that handler then waits in a `FailedConnect` slot for step 4, which gives it `on_close` with
+//! `ConnectFailed`. So `connect` returns an id, never an error.
+
+use std::io;
+use std::net::SocketAddr;
+#[cfg(unix)]
+use std::path::Path;
+
+use super::{Core, Entry, OUTBOUND};
+use crate::conn::{Conn, State};
+use crate::handler::Handler;
+use crate::id::ConnId;
+use crate::options::ConnectOptions;
+use crate::sys::{self, Stream, STREAM_INTEREST};
+
+impl Core {
+    /// Starts a non-blocking TCP connect with default limits, from `local` if given.
+    pub(crate) fn connect(
+        &mut self,
+        addr: SocketAddr,
+        local: Option<SocketAddr>,
+        handler: Box<dyn Handler>,
+    ) -> ConnId {
+        self.connect_class(addr, local, handler, OUTBOUND)
+    }
+
+    /// Starts a non-blocking TCP connect held to `options`' limits.
+    pub(crate) fn connect_with(
+        &mut self,
+        addr: SocketAddr,
+        options: &ConnectOptions,
+        handler: Box<dyn Handler>,
+    ) -> ConnId {
+        match self.classes.outbound(options.limits) {
+            Ok(class) => self.connect_class(addr, None, handler, class),
+            Err(e) => self.failed_connect(handler, e),
+        }
+    }
+
+    fn connect_class(
+        &mut self,
+        addr: SocketAddr,
+        local: Option<SocketAddr>,
+        handler: Box<dyn Handler>,
+        class: u16,
+    ) -> ConnId {
+        let stream = match sys::connect_tcp(addr, local) {
+            Ok(s) => s,
+            Err(e) => {
+                // No connection will hold the class: free it now if it was made for this one.
+                self.classes.retire(class);
+                return self.failed_connect(handler, e);
+            }
+        };
+        let id = match self.add_conn(Stream::Tcp(stream), handler, State::Connecting, class) {
+            Ok(id) => id,
+            Err((handler, e)) => {
+                self.classes.retire(class);
+                return self.failed_connect(handler, e);
+            }
+        };
+        log::debug!("{id}: connecting to {addr}");
+        id
+    }
+
+    /// Starts a Unix domain stream connect; outcomes reach `handler` as for TCP.
+    #[cfg(unix)]
+    pub(crate) fn connect_unix(&mut self, path: &Path, handler: Box<dyn Handler>) -> ConnId {
+        let stream = match mio::net::UnixStream::connect(path) {
+            Ok(s) => s,
+            Err(e) => return self.failed_connect(handler, e),
+        };
+        let id = match self.add_conn(Stream::Unix(stream), handler, State::Connecting, OUTBOUND) {
+            Ok(id) => id,
+            Err((handler, e)) => return self.failed_connect(handler, e),
+        };
+        log::debug!("{id}: connecting to {}", path.display());
+        id
+    }
+
+    fn failed_connect(&mut self, handler: Box<dyn Handler>, e: io::Error) -> ConnId {
+        log::debug!("connect failed at once: {e}");
+        let gen = self.slots.take_gen();
+        let key = self.slots.insert(gen, Entry::FailedConnect(handler, e));
+        self.closes.push(key);
+        ConnId::new(key, gen)
+    }
+
+    /// Registers `stream` and stores it in a fresh slot. It is registered once, for both
+    /// directions, edge-triggered: never re-registered, and WRITABLE events are simply ignored
+    /// while nothing is queued. On failure nothing is stored and the handler is handed back.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn add_conn(
+        &mut self,
+        mut stream: Stream,
+        handler: Box<dyn Handler>,
+        state: State,
+        class: u16,
+    ) -> Result<ConnId, (Box<dyn Handler>, io::Error)> {
+        let gen = self.slots.take_gen();
+        let id = ConnId::new(self.slots.next_key(), gen);
+        if let Err(e) = stream.register(self.poll.registry(), id.token(), STREAM_INTEREST) {
+            return Err((handler, e));
+        }
+        let conn = Conn::new(stream, handler, state, self.clock.now_ms, class);
+        self.slots.insert(gen, Entry::Conn(conn));
+        self.counters.open += 1;
+        self.classes.opened(class);
+        Ok(id)
+    }
+
+    /// An outbound connect completed: the handler hears `on_open` (and `on_shutdown` too if a
+    /// graceful shutdown began meanwhile), and what it wrote is sent.
+    pub(crate) fn connected(&mut self, id: ConnId) {
+        if let Some(conn) = self.slots.conn_mut(id) {
+            conn.state = State::Open;
+        }
+        self.counters.stats.connected += 1;
+        log::debug!("{id}: connected");
+        self.call(id, |h, cx| h.on_open(cx));
+        if self.shutdown.is_some() {
+            // Opened during a graceful shutdown: it is asked to finish as well, but only now
+            // that its handler has seen it open.
+            self.call(id, |h, cx| h.on_shutdown(cx));
+        }
+        self.flush(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A connect with its own limits gets a class made for it; when the connect fails at once
+    /// (TCP to a multicast address is refused by Linux before any packet), nothing else will
+    /// ever free that class, so the failure must.
+    #[test]
+    fn the_class_of_a_connect_that_failed_at_once_is_freed() {
+        struct Quiet;
+        impl crate::Handler for Quiet {
+            fn on_data(&mut self, _cx: &mut crate::Context<'_>, input: &mut crate::Input<'_>) {
+                input.consume(input.len());
+            }
+        }
+        let mut reactor = crate::Reactor::new().unwrap();
+        let before = reactor.core.classes.len();
+        let options = crate::ConnectOptions::new().max_input(1234);
+        let addr = ([224, 0, 0, 1], 80).into();
+        for _ in 0..3 {
+            reactor.connect_with(addr, options.clone(), Quiet);
+        }
+        reactor.run_once(Some(std::time::Duration::ZERO)).unwrap();
+        assert_eq!(reactor.connection_count(), 0);
+        assert_eq!(
+            reactor.core.classes.len(),
+            before,
+            "a class outlived its connect"
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! Options for listeners and outbound connections, and the per-connection limits they set.
+
+mod connect;
+mod limits;
+mod listen;
+
+pub use connect::ConnectOptions;
+#[cfg(test)]
+pub(crate) use limits::DEFAULT_MAX_INPUT;
+pub(crate) use limits::{Limits, DEFAULT_LIMITS};
+pub use listen::ListenOptions;

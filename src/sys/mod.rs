@@ -1,0 +1,153 @@
+//! The platform layer: every socket system call sockloop makes beyond mio's, the options it
+//! sets and why, and the error numbers it tests for. Nothing above this layer names an errno or
+//! a `cfg` of an operating system (Unix domain sockets aside, which are `cfg(unix)` where they
+//! are offered).
+//!
+//! Linux is where sockloop is built and tested. Elsewhere mio's portable calls are used, and the
+//! few Linux-only shortcuts below (`NODELAY_INHERITED`, priority readiness) fall back to the
+//! portable way.
+
+mod stream;
+
+use std::io;
+use std::net::SocketAddr;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::Interest;
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+
+pub(crate) use stream::{ListenSocket, Peer, Stream};
+
+/// Whether TCP urgent data (`MSG_OOB`) is delivered in line, as an ordinary byte of the stream
+/// (`SO_OOBINLINE`). It is: the handler sees exactly the bytes the peer sent, and none is lost
+/// (RFC 6093 advises applications that still meet urgent data to read it in line). Without it
+/// the kernel would cut the urgent byte out of the stream, for a `recv(MSG_OOB)` that sockloop
+/// never makes.
+const URGENT_INLINE: bool = true;
+
+/// What a stream socket is registered for, once, edge-triggered: both directions, and on Linux
+/// priority readiness, which tells the read loop that urgent data is pending. A read stops
+/// short at the urgent mark although more bytes are queued behind it, so after such an event a
+/// short read no longer proves the socket empty (`src/engine/conn_event.rs`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) const STREAM_INTEREST: Interest = Interest::READABLE
+    .add(Interest::WRITABLE)
+    .add(Interest::PRIORITY);
+/// What a stream socket is registered for (no priority readiness on this platform).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) const STREAM_INTEREST: Interest = Interest::READABLE.add(Interest::WRITABLE);
+
+/// Whether an accepted TCP socket starts with the listener's `TCP_NODELAY`. On Linux it does
+/// (the connection's socket is cloned from the listener's), so `bind_tcp` sets the option once
+/// and each accept saves a `setsockopt`: one of the three system calls an accept takes, on the
+/// path a burst of thousands of connects waits on. Elsewhere it is set per connection.
+pub(crate) const NODELAY_INHERITED: bool = cfg!(target_os = "linux");
+
+/// Binds and listens with `SO_REUSEADDR` (so a restarted server can rebind while old
+/// connections sit in TIME_WAIT), `SO_REUSEPORT` if asked, urgent data in line (accepted sockets
+/// inherit it, on Linux and the BSDs alike), and `TCP_NODELAY` for accepted sockets to inherit.
+pub(crate) fn bind_tcp(
+    addr: SocketAddr,
+    backlog: i32,
+    nodelay: bool,
+    reuse_port: bool,
+) -> io::Result<TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        set_reuse_port(&socket)?;
+    }
+    socket.bind(&addr.into())?;
+    if nodelay {
+        socket.set_tcp_nodelay(true)?;
+    }
+    socket.set_out_of_band_inline(URGENT_INLINE)?;
+    socket.listen(backlog)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
+fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT is not available on this platform",
+    ))
+}
+
+/// Starts a non-blocking TCP connect to `addr`, from `local` if given, with `TCP_NODELAY` on
+/// (Nagle would delay small requests behind unacknowledged ones; latency wins by default) and
+/// urgent data in line. Failing to set an option is logged, not fatal.
+pub(crate) fn connect_tcp(addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<TcpStream> {
+    let stream = match local {
+        None => TcpStream::connect(addr)?,
+        Some(local) => connect_from(local, addr)?,
+    };
+    if let Err(e) = stream.set_nodelay(true) {
+        log::debug!("connect to {addr}: TCP_NODELAY not set: {e}");
+    }
+    if let Err(e) = SockRef::from(&stream).set_out_of_band_inline(URGENT_INLINE) {
+        log::debug!("connect to {addr}: SO_OOBINLINE not set: {e}");
+    }
+    Ok(stream)
+}
+
+/// A non-blocking connect from a chosen local address.
+///
+/// Binding port 0 reserves a port from the ephemeral range for `local`'s address before the
+/// destination is known, so each source address gives at most one port range of connections
+/// (about 28,000 on Linux by default), whatever the destinations.
+fn connect_from(local: SocketAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    socket.bind(&SockAddr::from(local))?;
+    match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => {}
+        // The normal outcome of a non-blocking connect: completion is reported by readiness.
+        Err(e) if is_in_progress(&e) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+/// "Connect in progress": the normal answer to a non-blocking connect.
+#[cfg(unix)]
+fn is_in_progress(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINPROGRESS)
+}
+
+/// "Connect in progress": the normal answer to a non-blocking connect.
+#[cfg(not(unix))]
+fn is_in_progress(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// Accept errors that concern only the connection being accepted (the client reset before we
+/// accepted, a signal, a protocol error on that one connection, a firewall's refusal): skip it
+/// and accept the next. Everything else (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) would fail
+/// again at once.
+pub(crate) fn is_per_connection(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted) || is_proto_or_perm(e)
+}
+
+#[cfg(unix)]
+fn is_proto_or_perm(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPROTO | libc::EPERM))
+}
+
+#[cfg(not(unix))]
+fn is_proto_or_perm(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied
+}
