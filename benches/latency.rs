@@ -126,6 +126,11 @@ struct Args {
     /// Niceness of the load process (hot streams, blaster); 0 runs it at the probe's priority
     #[arg(long, default_value_t = 19)]
     load_nice: i32,
+    /// The tokio echo's read buffer in bytes [default: 1024, the canonical server's; the echo
+    /// bench's]. Its hot streams move about as many bytes per read, and so per scheduling
+    /// turn (coop budget), as this; 65536 matches the 64 KiB reads of sockloop and the mio loop
+    #[arg(long)]
+    tokio_buf: Option<usize>,
     /// Do not pin the servers to CPU 0 and the probe and load to CPU 1
     #[arg(long)]
     no_pin: bool,
@@ -394,7 +399,12 @@ fn main() -> ExitCode {
         return load::serve(&spec);
     }
     let args = Args::parse();
-    // Every server child inherits this and opens its sink port (the blaster's target).
+    // Every server child inherits these: it opens its sink port (the blaster's target), and
+    // the tokio one reads into the buffer asked for.
     std::env::set_var(servers::SINK_ENV, "1");
+    if let Some(n) = args.tokio_buf {
+        std::env::set_var(servers::TOKIO_BUF_ENV, n.to_string());
+        println!("tokio echo: {n}-byte reads (--tokio-buf)");
+    }
     cli::exit_code("latency bench", Settings::resolve(args).and_then(run))
 }

@@ -39,6 +39,9 @@ const BACKLOG: i32 = 4096;
 /// Environment variable with the sockloop server's flush batch (`--flush-batch`), if set.
 pub const FLUSH_BATCH_ENV: &str = "ECHO_FLUSH_BATCH";
 
+/// Environment variable with the tokio echo's read buffer in bytes, if not the canonical 1 KiB.
+pub const TOKIO_BUF_ENV: &str = "ECHO_TOKIO_BUF";
+
 /// Set (to anything) in a server's environment to make it listen on a sink port too.
 pub const SINK_ENV: &str = "SOCKLOOP_ECHO_SINK";
 
@@ -205,12 +208,16 @@ fn run_sockloop(sink: bool) -> io::Result<()> {
 }
 
 /// tokio's canonical echo server (its README's), on the current-thread runtime: one task per
-/// connection reading into a 1 KiB buffer and writing it back with `write_all`. The sink, if
-/// asked for, is another accept loop on the same runtime, with a task per connection reading
-/// into a 64 KiB buffer.
+/// connection reading into a 1 KiB buffer (another size if [`TOKIO_BUF_ENV`] says so) and
+/// writing it back with `write_all`. The sink, if asked for, is another accept loop on the same
+/// runtime, with a task per connection reading into a 64 KiB buffer.
 fn run_tokio(sink: bool) -> io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
 
+    let tokio_buf: Option<usize> = std::env::var(TOKIO_BUF_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n| n > 0);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
@@ -245,22 +252,36 @@ fn run_tokio(sink: bool) -> io::Result<()> {
                 }
             };
             let _ = socket.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                loop {
-                    let n = match socket.read(&mut buf).await {
-                        // Peer closed, or the connection failed: the task ends.
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    count_echoed(n);
-                    if socket.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            });
+            match tokio_buf {
+                // The canonical server: its 1 KiB lives in the task.
+                None => tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    tokio_echo(&mut socket, &mut buf).await
+                }),
+                Some(n) => tokio::spawn(async move {
+                    let mut buf = vec![0u8; n];
+                    tokio_echo(&mut socket, &mut buf).await
+                }),
+            };
         }
     })
+}
+
+/// One connection of the tokio echo: read into `buf`, write it back with `write_all`, until the
+/// peer closes or the connection fails.
+async fn tokio_echo(socket: &mut tokio::net::TcpStream, buf: &mut [u8]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    loop {
+        let n = match socket.read(buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        count_echoed(n);
+        if socket.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The listener's token; connections use their slab key.
