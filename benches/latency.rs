@@ -3,9 +3,10 @@
 //! connections keep the server busy.
 //!
 //! ```text
-//! cargo bench --bench latency                                    # everything, about 4 minutes
+//! cargo bench --bench latency                                    # everything, about 3.5 minutes
 //! cargo bench --bench latency -- --rounds 3 --points 0,2         # fewer rounds and points
 //! cargo bench --bench latency -- --servers sockloop,tokio --duration 2
+//! cargo bench --bench latency -- --tokio-buf 65536               # tokio reading 64 KiB
 //! cargo bench --bench latency -- --help                          # every option
 //! ```
 //!
@@ -52,9 +53,28 @@
 //! measurement). The project's target: sockloop's p99 no higher than tokio's at every point;
 //! the run ends with that check.
 //!
-//! The maximum is one probe out of a few hundred to a few thousand and moves with the
-//! machine's hiccups; p99 of a point with few probes (a slow server finishes fewer) is close to
-//! its maximum. Compare ratios of the same round, and repeat a run before trusting a small
+//! What the placement cannot take out, and how to read the points:
+//!
+//! - `0`: the probe alone measures the machine: its p99 moves between a fraction of a
+//!   millisecond and a few milliseconds from round to round, whatever the server, so the
+//!   sockloop/tokio ratio there straddles 1 by chance.
+//! - `blaster`: the probe shares CPU 1 with a thread that spends nearly all its time inside
+//!   1 MiB `write` calls, which on loopback also run the receiving side's TCP work. On a kernel
+//!   built without preemption (`CONFIG_PREEMPT_NONE`, as on the VM this was written on) the
+//!   probe, once its echo has arrived, waits for the current call to return; that adds to every
+//!   server alike (`--no-pin` lowers the probe's p50 here several times). Differences between
+//!   the servers show in the maximum more than in p99.
+//! - Hot streams: the same effect is smaller (the load threads also block on full sockets),
+//!   and the servers differ by one to two orders of magnitude. The tokio echo reads 1 KiB at a
+//!   time, so its hot streams move several times fewer MiB/s than sockloop's (the throughput
+//!   table); `--tokio-buf 65536` gives it 64 KiB reads like the others, to check that a p99
+//!   difference is not just bytes per turn. The mio loop reads each stream until `WouldBlock`
+//!   and queues whatever the socket does not take: beside hot streams it can starve the probe
+//!   until `--probe-timeout` ends the point, and its memory grows (the RSS column).
+//!
+//! The maximum is one probe out of a few dozen to a few thousand and moves with the machine's
+//! hiccups; p99 of a point with few probes (a slow server finishes fewer) is close to its
+//! maximum. Compare ratios of the same round, and repeat a run before trusting a small
 //! difference.
 
 #[path = "common/mod.rs"]
@@ -126,9 +146,8 @@ struct Args {
     /// Niceness of the load process (hot streams, blaster); 0 runs it at the probe's priority
     #[arg(long, default_value_t = 19)]
     load_nice: i32,
-    /// The tokio echo's read buffer in bytes [default: 1024, the canonical server's; the echo
-    /// bench's]. Its hot streams move about as many bytes per read, and so per scheduling
-    /// turn (coop budget), as this; 65536 matches the 64 KiB reads of sockloop and the mio loop
+    /// The tokio echo's read buffer in bytes [default: 1024, the canonical server's, as in the
+    /// echo bench]; 65536 reads 64 KiB at a time like sockloop and the mio loop
     #[arg(long)]
     tokio_buf: Option<usize>,
     /// Do not pin the servers to CPU 0 and the probe and load to CPU 1
