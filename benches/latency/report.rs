@@ -272,7 +272,16 @@ pub fn render(results: &Results, rounds: usize) -> String {
             } else {
                 "MISSED"
             };
-            text.push_str(&format!("  {point:>8}: {verdict} (ratio {r})\n"));
+            // A verdict that single rounds contradict is the machine's as much as the server's.
+            let split = if r.min <= 1.0 && r.max > 1.0 {
+                "; the rounds fall on both sides of 1"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "  {:>8}: {verdict} (ratio {r}{split})\n",
+                point.to_string()
+            ));
         }
     }
     text
