@@ -12,11 +12,20 @@
 //! window's edges (the client's count is off there by up to one message per connection). The
 //! counter has a single writer, the event loop, so counting is a plain load and store per read,
 //! the same in all three servers.
+//!
+//! With [`SINK_ENV`] set in its environment, a server also listens on a second port, the sink,
+//! where it reads and discards everything (counting the bytes apart from the echoed ones); the
+//! control thread answers the line `sink` with that port's address (`none` without it). The
+//! latency bench sends its blaster there. The three sinks do the same work: read into a 64 KiB
+//! buffer until the socket is drained (sockloop's shared read buffer is 64 KiB), never write.
+//! Without the variable nothing changes: no second listener, and every other line is answered
+//! with the echoed-byte count as before.
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -30,12 +39,44 @@ const BACKLOG: i32 = 4096;
 /// Environment variable with the sockloop server's flush batch (`--flush-batch`), if set.
 pub const FLUSH_BATCH_ENV: &str = "ECHO_FLUSH_BATCH";
 
+/// Environment variable with the tokio echo's read buffer in bytes, if not the canonical 1 KiB.
+pub const TOKIO_BUF_ENV: &str = "ECHO_TOKIO_BUF";
+
+/// Set (to anything) in a server's environment to make it listen on a sink port too.
+pub const SINK_ENV: &str = "SOCKLOOP_ECHO_SINK";
+
+/// The sink's read buffer, in the tokio and mio servers (sockloop's shared one is as large).
+const SINK_BUF: usize = 64 * 1024;
+
 /// Bytes echoed so far; written only by the serving thread, read by the control thread.
 static ECHOED: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes read and discarded by the sink so far; likewise.
+static SUNK: AtomicU64 = AtomicU64::new(0);
+
+/// The sink's address, set before the server announces itself (so before any question).
+static SINK_ADDR: OnceLock<SocketAddr> = OnceLock::new();
 
 /// Counts `n` echoed bytes (a load and a store: there is one writer).
 fn count_echoed(n: usize) {
     ECHOED.store(ECHOED.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
+}
+
+/// Counts `n` bytes read by the sink (one writer, as above).
+fn count_sunk(n: usize) {
+    SUNK.store(SUNK.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
+}
+
+/// The control thread's answer to one line from the benchmark.
+fn answer(question: &str) -> String {
+    match question.trim() {
+        "sink" => SINK_ADDR
+            .get()
+            .map_or_else(|| "none".to_string(), |addr| addr.to_string()),
+        "sunk" => SUNK.load(Ordering::Relaxed).to_string(),
+        // "count", or anything else: the echoed bytes, as the echo bench asks.
+        _ => ECHOED.load(Ordering::Relaxed).to_string(),
+    }
 }
 
 /// The servers the benchmark compares, in table order.
@@ -72,24 +113,25 @@ pub fn serve(kind: &str) -> ExitCode {
     // covers a server started by hand.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     std::thread::spawn(|| {
-        // Each line asks for the echoed-byte count; end-of-file (or an error) on stdin means the
+        // Each line is a question (see `answer`); end-of-file (or an error) on stdin means the
         // benchmark is done with us.
         for line in io::stdin().lock().lines() {
-            if line.is_err() {
-                break;
-            }
+            let Ok(line) = line else { break };
             let mut out = io::stdout().lock();
-            let count = ECHOED.load(Ordering::Relaxed);
-            if writeln!(out, "{count}").and_then(|()| out.flush()).is_err() {
+            if writeln!(out, "{}", answer(&line))
+                .and_then(|()| out.flush())
+                .is_err()
+            {
                 break;
             }
         }
         std::process::exit(0);
     });
+    let sink = std::env::var_os(SINK_ENV).is_some();
     let result = match kind {
-        Kind::Sockloop => run_sockloop(),
-        Kind::Tokio => run_tokio(),
-        Kind::Mio => run_mio(),
+        Kind::Sockloop => run_sockloop(sink),
+        Kind::Tokio => run_tokio(sink),
+        Kind::Mio => run_mio(sink),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,6 +161,13 @@ fn bind_listener() -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Records the sink's address, for the control thread's `sink` answer.
+fn set_sink_addr(addr: SocketAddr) -> io::Result<()> {
+    SINK_ADDR
+        .set(addr)
+        .map_err(|_| io::Error::other("the sink listens twice"))
+}
+
 /// sockloop's echo: the handler of `examples/echo_server.rs` without its logging.
 struct Echo;
 
@@ -129,7 +178,17 @@ impl Handler for Echo {
     }
 }
 
-fn run_sockloop() -> io::Result<()> {
+/// sockloop's sink: consumes whatever arrives and never writes.
+struct Sink;
+
+impl Handler for Sink {
+    fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+        count_sunk(input.len());
+        input.consume(input.len());
+    }
+}
+
+fn run_sockloop(sink: bool) -> io::Result<()> {
     let mut reactor = Reactor::new()?;
     if let Some(n) = std::env::var(FLUSH_BATCH_ENV)
         .ok()
@@ -138,20 +197,50 @@ fn run_sockloop() -> io::Result<()> {
         reactor.set_flush_batch(n);
     }
     let options = ListenOptions::new().backlog(BACKLOG).nodelay(true);
+    if sink {
+        let (_, addr) =
+            reactor.listen_with(([127, 0, 0, 1], 0).into(), options.clone(), || Sink)?;
+        set_sink_addr(addr)?;
+    }
     let (_, addr) = reactor.listen_with(([127, 0, 0, 1], 0).into(), options, || Echo)?;
     announce(addr)?;
     reactor.run()
 }
 
 /// tokio's canonical echo server (its README's), on the current-thread runtime: one task per
-/// connection reading into a 1 KiB buffer and writing it back with `write_all`.
-fn run_tokio() -> io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// connection reading into a 1 KiB buffer (another size if [`TOKIO_BUF_ENV`] says so) and
+/// writing it back with `write_all`. The sink, if asked for, is another accept loop on the same
+/// runtime, with a task per connection reading into a 64 KiB buffer.
+fn run_tokio(sink: bool) -> io::Result<()> {
+    use tokio::io::AsyncReadExt;
 
+    let tokio_buf: Option<usize> = std::env::var(TOKIO_BUF_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n| n > 0);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
     runtime.block_on(async {
+        if sink {
+            let sink = tokio::net::TcpListener::from_std(bind_listener()?)?;
+            set_sink_addr(sink.local_addr()?)?;
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut socket, _)) = sink.accept().await else {
+                        continue;
+                    };
+                    let _ = socket.set_nodelay(true);
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; SINK_BUF];
+                        // Until the peer closes or the connection fails.
+                        while let Ok(n @ 1..) = socket.read(&mut buf).await {
+                            count_sunk(n);
+                        }
+                    });
+                }
+            });
+        }
         let listener = tokio::net::TcpListener::from_std(bind_listener()?)?;
         announce(listener.local_addr()?)?;
         loop {
@@ -163,31 +252,49 @@ fn run_tokio() -> io::Result<()> {
                 }
             };
             let _ = socket.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                loop {
-                    let n = match socket.read(&mut buf).await {
-                        // Peer closed, or the connection failed: the task ends.
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    count_echoed(n);
-                    if socket.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            });
+            match tokio_buf {
+                // The canonical server: its 1 KiB lives in the task.
+                None => tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    tokio_echo(&mut socket, &mut buf).await
+                }),
+                Some(n) => tokio::spawn(async move {
+                    let mut buf = vec![0u8; n];
+                    tokio_echo(&mut socket, &mut buf).await
+                }),
+            };
         }
     })
 }
 
+/// One connection of the tokio echo: read into `buf`, write it back with `write_all`, until the
+/// peer closes or the connection fails.
+async fn tokio_echo(socket: &mut tokio::net::TcpStream, buf: &mut [u8]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    loop {
+        let n = match socket.read(buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        count_echoed(n);
+        if socket.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// The listener's token; connections use their slab key.
 const LISTENER: Token = Token(usize::MAX);
+/// The sink listener's token, when there is one.
+const SINK_LISTENER: Token = Token(usize::MAX - 1);
 
 /// One connection of the mio loop: the socket and whatever the kernel did not take yet.
 struct MioConn {
     stream: TcpStream,
     pending: Vec<u8>,
+    /// Accepted by the sink: what it reads is discarded, and it never writes.
+    sink: bool,
 }
 
 impl MioConn {
@@ -204,6 +311,7 @@ impl MioConn {
             match self.stream.read(buf) {
                 // Peer sent FIN: echo servers close in turn.
                 Ok(0) => return false,
+                Ok(n) if self.sink => count_sunk(n),
                 Ok(n) => {
                     count_echoed(n);
                     if !self.send(&buf[..n]) {
@@ -265,17 +373,68 @@ impl MioConn {
     }
 }
 
+/// Accepts every pending connection of `listener` into `conns` (as sink connections if `sink`).
+fn mio_accept(
+    listener: &TcpListener,
+    sink: bool,
+    poll: &Poll,
+    conns: &mut Slab<MioConn>,
+) -> io::Result<()> {
+    loop {
+        let mut stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            // The client gave up before we accepted it (or a signal): next one.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                // Out of descriptors or memory; the benchmark stays well below.
+                eprintln!("mio echo: accept failed: {e}");
+                return Ok(());
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let entry = conns.vacant_entry();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        poll.registry()
+            .register(&mut stream, Token(entry.key()), interest)?;
+        entry.insert(MioConn {
+            stream,
+            pending: Vec::new(),
+            sink,
+        });
+    }
+}
+
 /// A plain mio echo loop in the style of mio's `tcp_server` example: a slab of streams by token,
-/// one shared read buffer, sockets registered once for both directions (edge-triggered).
-fn run_mio() -> io::Result<()> {
+/// one shared read buffer, sockets registered once for both directions (edge-triggered). The
+/// sink, if asked for, is a second listener whose connections share the slab.
+fn run_mio(sink: bool) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
+    let mut sink_listener = None;
+    if sink {
+        let mut listener = TcpListener::from_std(bind_listener()?);
+        poll.registry()
+            .register(&mut listener, SINK_LISTENER, Interest::READABLE)?;
+        set_sink_addr(listener.local_addr()?)?;
+        sink_listener = Some(listener);
+    }
     let mut listener = TcpListener::from_std(bind_listener()?);
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     announce(listener.local_addr()?)?;
     let mut conns: Slab<MioConn> = Slab::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    // Shared by echo and sink connections: the sink reads into 64 KiB, like the others.
+    let mut buf = vec![0u8; SINK_BUF];
     loop {
         if let Err(e) = poll.poll(&mut events, None) {
             if e.kind() == io::ErrorKind::Interrupted {
@@ -285,36 +444,12 @@ fn run_mio() -> io::Result<()> {
         }
         for event in events.iter() {
             if event.token() == LISTENER {
-                loop {
-                    let mut stream = match listener.accept() {
-                        Ok((stream, _)) => stream,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        // The client gave up before we accepted it (or a signal): next one.
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                io::ErrorKind::ConnectionAborted
-                                    | io::ErrorKind::ConnectionReset
-                                    | io::ErrorKind::Interrupted
-                            ) =>
-                        {
-                            continue
-                        }
-                        Err(e) => {
-                            // Out of descriptors or memory; the benchmark stays well below.
-                            eprintln!("mio echo: accept failed: {e}");
-                            break;
-                        }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let entry = conns.vacant_entry();
-                    let interest = Interest::READABLE | Interest::WRITABLE;
-                    poll.registry()
-                        .register(&mut stream, Token(entry.key()), interest)?;
-                    entry.insert(MioConn {
-                        stream,
-                        pending: Vec::new(),
-                    });
+                mio_accept(&listener, false, &poll, &mut conns)?;
+                continue;
+            }
+            if event.token() == SINK_LISTENER {
+                if let Some(sink) = &sink_listener {
+                    mio_accept(sink, true, &poll, &mut conns)?;
                 }
                 continue;
             }
