@@ -2,10 +2,10 @@
 //! tokio's current-thread runtime, in one run.
 //!
 //! ```text
-//! cargo bench --bench chat                                 # about 40 s on 2 cores
-//! cargo bench --bench chat -- --rounds 3 --senders 10      # shorter
-//! cargo bench --bench chat -- --members 200 --window 2     # other load shapes
-//! cargo bench --bench chat -- --help                       # every option
+//! cargo bench -p sockloop-benches --bench chat                                 # about 40 s on 2 cores
+//! cargo bench -p sockloop-benches --bench chat -- --rounds 3 --senders 10      # shorter
+//! cargo bench -p sockloop-benches --bench chat -- --members 200 --window 2     # other load shapes
+//! cargo bench -p sockloop-benches --bench chat -- --help                       # every option
 //! ```
 //!
 //! Servers, each this binary re-executed with `SOCKLOOP_CHAT_SERVER=<kind>`, pinned to CPU 0

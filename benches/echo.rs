@@ -2,10 +2,10 @@
 //! connection) and a hand-written mio loop, under the same load generator.
 //!
 //! ```text
-//! cargo bench --bench echo                                       # everything, about 4 minutes
-//! cargo bench --bench echo -- --rounds 3 --conns 100,10000       # fewer rounds and rows
-//! ECHO_WINDOW_S=5 cargo bench --bench echo                       # options via the environment
-//! cargo bench --bench echo -- --help                             # every option
+//! cargo bench -p sockloop-benches --bench echo                                       # everything, about 4 minutes
+//! cargo bench -p sockloop-benches --bench echo -- --rounds 3 --conns 100,10000       # fewer rounds and rows
+//! ECHO_WINDOW_S=5 cargo bench -p sockloop-benches --bench echo                       # options via the environment
+//! cargo bench -p sockloop-benches --bench echo -- --help                             # every option
 //! ```
 //!
 //! Each case is one load shape: N connections, each with one 64-byte message in flight (the

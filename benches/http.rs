@@ -1,10 +1,10 @@
 //! The HTTP example's server against a tokio one under wrk, side by side in one run.
 //!
 //! ```text
-//! cargo bench --bench http                                 # about 70 s; a table on stdout
-//! cargo bench --bench http -- --rounds 3 --duration 2      # shorter
-//! cargo bench --bench http -- --conns 100,1000 --depth 1   # other load shapes
-//! cargo bench --bench http -- --help                       # every option
+//! cargo bench -p sockloop-benches --bench http                                 # about 70 s; a table on stdout
+//! cargo bench -p sockloop-benches --bench http -- --rounds 3 --duration 2      # shorter
+//! cargo bench -p sockloop-benches --bench http -- --conns 100,1000 --depth 1   # other load shapes
+//! cargo bench -p sockloop-benches --bench http -- --help                       # every option
 //! ```
 //!
 //! Both servers run the same protocol code, the example's sans-I/O session

@@ -3,11 +3,11 @@
 //! connections keep the server busy.
 //!
 //! ```text
-//! cargo bench --bench latency                                    # everything, about 3.5 minutes
-//! cargo bench --bench latency -- --rounds 3 --points 0,2         # fewer rounds and points
-//! cargo bench --bench latency -- --servers sockloop,tokio --duration 2
-//! cargo bench --bench latency -- --tokio-buf 65536               # tokio reading 64 KiB
-//! cargo bench --bench latency -- --help                          # every option
+//! cargo bench -p sockloop-benches --bench latency                                    # everything, about 3.5 minutes
+//! cargo bench -p sockloop-benches --bench latency -- --rounds 3 --points 0,2         # fewer rounds and points
+//! cargo bench -p sockloop-benches --bench latency -- --servers sockloop,tokio --duration 2
+//! cargo bench -p sockloop-benches --bench latency -- --tokio-buf 65536               # tokio reading 64 KiB
+//! cargo bench -p sockloop-benches --bench latency -- --help                          # every option
 //! ```
 //!
 //! A *probe* is one connection to the server's echo port with one 32-byte message in flight: it

@@ -2,8 +2,8 @@
 //! server and through a tokio proxy, in one run.
 //!
 //! ```text
-//! cargo bench --bench proxy                          # 9 rounds of 128 MiB each way; ~20 s
-//! cargo bench --bench proxy -- --rounds 9 --mib 256
+//! cargo bench -p sockloop-benches --bench proxy                          # 9 rounds of 128 MiB each way; ~20 s
+//! cargo bench -p sockloop-benches --bench proxy -- --rounds 9 --mib 256
 //! ```
 //!
 //! Upstream is a sockloop echo server. One transfer is one fresh connection on which a writer
@@ -215,7 +215,7 @@ fn main() {
 
     println!(
         "proxy throughput: {} MiB each way per transfer, {rounds} rounds, {:.1?} \
-         (`cargo bench --bench proxy -- --rounds {rounds} --mib {}`)",
+         (`cargo bench -p sockloop-benches --bench proxy -- --rounds {rounds} --mib {}`)",
         bytes >> 20,
         started.elapsed(),
         bytes >> 20

@@ -2,9 +2,9 @@
 //! `redis-benchmark`, in one run on one machine.
 //!
 //! ```text
-//! cargo bench --bench resp                                  # 0.5 to 1.5 minutes on 2 cores
-//! cargo bench --bench resp -- --rounds 3 --busy-poll 0      # shorter: one sockloop variant
-//! cargo bench --bench resp -- --help                        # every option
+//! cargo bench -p sockloop-benches --bench resp                                  # 0.5 to 1.5 minutes on 2 cores
+//! cargo bench -p sockloop-benches --bench resp -- --rounds 3 --busy-poll 0      # shorter: one sockloop variant
+//! cargo bench -p sockloop-benches --bench resp -- --help                        # every option
 //! ```
 //!
 //! It builds `examples/resp_server` (`cargo build --release --example resp_server`) and starts
@@ -208,7 +208,7 @@ fn cpu_name(cpu: usize, pin: bool) -> String {
 fn build_example(target: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--example", "resp_server"])
+        .args(["build", "-p", "sockloop", "--release", "--example", "resp_server"])
         .status()
         .map_err(|e| format!("cannot run cargo to build the example: {e}"))?;
     if !status.success() {

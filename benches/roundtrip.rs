@@ -16,11 +16,11 @@
 //! process, since 10,000 connections with both ends in one process would pass the 20,000
 //! open-files limit). Compare the two medians.
 //!
-//! Run with `cargo bench --bench roundtrip`; add `-- 64B` to run the small messages only.
+//! Run with `cargo bench -p sockloop-benches --bench roundtrip`; add `-- 64B` to run the small messages only.
 //!
 //! Expect noise from thread placement: when the client and server threads sit on different CPUs,
 //! every round trip pays two cross-CPU wake-ups, which on a virtual machine can cost ten times the
-//! work itself. `taskset -c 0 cargo bench --bench roundtrip` puts both on one CPU and measures the
+//! work itself. `taskset -c 0 cargo bench -p sockloop-benches --bench roundtrip` puts both on one CPU and measures the
 //! software path alone (system calls and the reactor's own work).
 
 use std::io::{self, BufRead, BufReader, Read, Write};

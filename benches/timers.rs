@@ -15,7 +15,7 @@
 //! The million "live" timers are armed once per group with far-future deadlines (1 to 2 hours,
 //! scattered, so the heap has an ordinary shape rather than a sorted one) and never fire.
 //!
-//! Run with `cargo bench --bench timers` (about 35 s once built); add `-- expire` for one case.
+//! Run with `cargo bench -p sockloop-benches --bench timers` (about 35 s once built); add `-- expire` for one case.
 
 use std::cell::Cell;
 use std::hint::black_box;

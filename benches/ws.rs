@@ -2,10 +2,10 @@
 //! tokio-tungstenite, in one run.
 //!
 //! ```text
-//! cargo bench --bench ws                                   # about 40 s on 2 cores
-//! cargo bench --bench ws -- --rounds 3 --senders 10        # shorter
-//! cargo bench --bench ws -- --members 200 --window 2       # other load shapes
-//! cargo bench --bench ws -- --help                         # every option
+//! cargo bench -p sockloop-benches --bench ws                                   # about 40 s on 2 cores
+//! cargo bench -p sockloop-benches --bench ws -- --rounds 3 --senders 10        # shorter
+//! cargo bench -p sockloop-benches --bench ws -- --members 200 --window 2       # other load shapes
+//! cargo bench -p sockloop-benches --bench ws -- --help                         # every option
 //! ```
 //!
 //! Servers, each this binary re-executed with `SOCKLOOP_WS_SERVER=<kind>`, pinned to CPU 0

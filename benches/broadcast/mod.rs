@@ -29,7 +29,7 @@ const MAX_STEPS: u64 = 1_000_000;
 
 /// What makes a broadcast bench its own.
 pub struct Bench {
-    /// `cargo bench --bench NAME`; also names its output directory and CSV files.
+    /// `cargo bench -p sockloop-benches --bench NAME`; also names its output directory and CSV files.
     pub name: &'static str,
     /// The one line `--help` starts with.
     pub about: &'static str,
@@ -244,7 +244,7 @@ fn run<R: Room>(bench: &Bench, args: Args) -> Result<(), String> {
         }
     );
     println!(
-        "command: cargo bench --bench {name} -- --rounds {rounds} --members {} --senders {} --window {} --warmup {}",
+        "command: cargo bench -p sockloop-benches --bench {name} -- --rounds {rounds} --members {} --senders {} --window {} --warmup {}",
         args.members,
         args.senders
             .iter()

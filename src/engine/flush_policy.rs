@@ -19,12 +19,12 @@ use crate::id::ConnId;
 /// list itself, and every batch of more than 32 messages cost an interrupt on each side.
 /// Under a VM, an interrupt is a costly exit to the hypervisor. Flushing every 32 replies
 /// keeps the peer busy, and its own sends empty the list. With 1,000 connections in
-/// `cargo bench --bench echo`, this cut the server's CPU per message by about 9%. The replies
+/// `cargo bench -p sockloop-benches --bench echo`, this cut the server's CPU per message by about 9%. The replies
 /// still leave in bursts, and each connection still gets one `write` per iteration.
 ///
 /// Only a connection's own replies count and leave early. A first version flushed the whole
 /// dirty list each time 32 connections were on it: a chat line to 49 members then left
-/// after every sender instead of once per step for all of them, and `cargo bench --bench
+/// after every sender instead of once per step for all of them, and `cargo bench -p sockloop-benches --bench
 /// chat` went from about 1.0 of tokio's CPU per line to 4.6 (10 senders) and 11.6 (50).
 pub(crate) const FLUSH_BATCH: usize = 32;
 
@@ -36,7 +36,7 @@ pub(crate) const FLUSH_BATCH: usize = 32;
 /// until the batch is done only delays their next requests, so the next poll finds as few
 /// events again, and each `epoll_wait` serves few messages. Written at once, a reply lets its
 /// peer work while the reactor serves the rest, and the next poll finds more. With 100
-/// connections, in 8 runs of `cargo bench --bench echo -- --conns 100 --idle 0 --servers
+/// connections, in 8 runs of `cargo bench -p sockloop-benches --bench echo -- --conns 100 --idle 0 --servers
 /// sockloop` alternating with `--flush-batch 32`, the median messages per `epoll_wait` went
 /// from 16 to 19 and system calls per message from 2.063 to 2.053; CPU per message did not
 /// change measurably. The effect is small beside the noise: in 10 alternating rounds with

@@ -1,0 +1,1 @@
+//! Empty: the benchmarks are the `[[bench]]` targets of this crate (see Cargo.toml).
