@@ -45,6 +45,7 @@
 // - `engine/`: the only code that holds the reactor's state or calls handlers;
 // - `conn/`: one connection as a value, its reads and writes returned as data;
 // - `sys/`: platform calls, socket options and error numbers.
+mod close_reason;
 mod conn;
 mod context;
 mod engine;
@@ -62,9 +63,10 @@ mod sys;
 mod timers;
 mod udp;
 
+pub use close_reason::CloseReason;
 pub use context::Context;
 pub use handle::Handle;
-pub use handler::{CloseReason, Handler, PanicPolicy};
+pub use handler::{Handler, PanicPolicy};
 pub use id::{ConnId, ListenerId, SourceId, UdpId};
 pub use input::Input;
 pub use options::{ConnectOptions, ListenOptions};

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::handler::CloseReason;
+use crate::close_reason::CloseReason;
 
 /// Connections closed, by reason.
 ///

@@ -36,7 +36,7 @@ pub(crate) struct Written {
     pub(crate) calls: u64,
 }
 
-impl Conn {
+impl<H> Conn<H> {
     /// Reads once into `buf`, through the transport.
     pub(crate) fn read_step(&mut self, buf: &mut [u8]) -> ReadStep {
         loop {

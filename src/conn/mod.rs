@@ -41,7 +41,7 @@ pub(crate) use flags::{Flag, Flags};
 pub(crate) use io_step::{ReadStep, WriteStep};
 pub(crate) use transport::Transport;
 
-use crate::handler::{CloseReason, Handler};
+use crate::close_reason::CloseReason;
 use crate::options::Limits;
 use crate::sys::Stream;
 
@@ -77,12 +77,13 @@ pub(crate) enum ConnectCheck {
     Failed(io::Error),
 }
 
-pub(crate) struct Conn {
+/// One connection. `H` is its handler, which this layer only holds: the engine calls it.
+pub(crate) struct Conn<H> {
     pub(crate) stream: Stream,
     /// Between the socket's bytes and the handler's: plain today (`src/conn/transport.rs`).
     transport: Transport,
     /// Taken out while one of its callbacks runs, so the callback can borrow the reactor.
-    handler: Option<Box<dyn Handler>>,
+    handler: Option<H>,
     pub(crate) state: State,
     pub(crate) flags: Flags,
     /// Unconsumed input and unsent output; holds no memory while both are empty.
@@ -100,14 +101,14 @@ pub(crate) struct Conn {
     class: u16,
 }
 
-impl Conn {
+impl<H> Conn<H> {
     pub(crate) fn new(
         stream: Stream,
-        handler: Box<dyn Handler>,
+        handler: H,
         state: State,
         now_ms: u64,
         class: u16,
-    ) -> Conn {
+    ) -> Conn<H> {
         Conn {
             stream,
             transport: Transport::Plain,
@@ -123,12 +124,12 @@ impl Conn {
     }
 
     /// Takes the handler out for a callback; `None` if a callback of it is already running.
-    pub(crate) fn take_handler(&mut self) -> Option<Box<dyn Handler>> {
+    pub(crate) fn take_handler(&mut self) -> Option<H> {
         self.handler.take()
     }
 
     /// Puts the handler back after a callback.
-    pub(crate) fn put_handler(&mut self, handler: Box<dyn Handler>) {
+    pub(crate) fn put_handler(&mut self, handler: H) {
         self.handler = Some(handler);
     }
 
@@ -289,7 +290,7 @@ impl Conn {
 
     /// Takes what `on_close` needs, dropping the socket (the fd is closed, which also removes it
     /// from epoll: no `epoll_ctl(DEL)` system call is spent per close).
-    pub(crate) fn into_parts(self) -> (Option<Box<dyn Handler>>, CloseReason, Queues) {
+    pub(crate) fn into_parts(self) -> (Option<H>, CloseReason, Queues) {
         let reason = self.reason.map_or(CloseReason::Local, |r| *r);
         (self.handler, reason, self.bufs)
     }

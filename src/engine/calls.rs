@@ -13,9 +13,10 @@ use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 
 use super::Core;
+use crate::close_reason::CloseReason;
 use crate::conn::CloseMode;
 use crate::context::Context;
-use crate::handler::{CloseReason, Handler, PanicPolicy};
+use crate::handler::{Handler, PanicPolicy};
 use crate::id::{ConnId, UdpId};
 use crate::udp::{DatagramHandler, UdpContext};
 

@@ -6,8 +6,8 @@ use std::io;
 use std::time::Duration;
 
 use super::{gone, Core, Entry, Slot, TimerAction};
+use crate::close_reason::CloseReason;
 use crate::conn::{CloseMode, Flag, State};
-use crate::handler::CloseReason;
 use crate::id::ConnId;
 
 /// How long a gracefully closing connection waits for the peer's FIN after sending its own.

@@ -7,13 +7,14 @@
 //! 2. `read_turn` reads through the connection's transport (`Conn::read_step`) until the socket
 //!    is drained, a short read proves it empty, the read budget is spent or the output passed
 //!    the high watermark; each read's bytes go to the handler (`deliver`).
-//! 3. What the handler's callbacks listed for flushing comes back as an `EventOutcome`, and the
-//!    flush policy (`flush_policy.rs`) decides whether the replies leave now or in step 4.
+//! 3. What the handler's callbacks listed for flushing comes back as an `EventOutcome`, and
+//!    `after_event` decides whether the replies leave now, in a burst, or in step 4 (the
+//!    reasons, and the settings, are in `flush_policy.rs`).
 
 use super::calls::EventOutcome;
 use super::Core;
+use crate::close_reason::CloseReason;
 use crate::conn::{ConnectCheck, ReadStep, State};
-use crate::handler::CloseReason;
 use crate::id::ConnId;
 use crate::input::Input;
 use crate::sources::Readiness;
@@ -228,6 +229,31 @@ impl Core {
                 self.close_with(id, CloseReason::Local);
             }
             _ => {}
+        }
+    }
+
+    /// The flush decision after one connection event of step 3, from what its callbacks
+    /// listed. If they listed the connection itself and no other (a reply; a connection that
+    /// was listed already, by someone else's write, stays where it is), the reply leaves now
+    /// after a small poll, or joins the burst that leaves once `batch` connections are in it.
+    /// Anything else on the dirty list waits for step 4: a callback that also wrote to others
+    /// (a chat line echoed to its sender too) keeps its own copy with theirs, so that a member
+    /// who both sends and receives in one iteration still gets one `write`.
+    pub(crate) fn after_event(&mut self, outcome: EventOutcome, write_through: bool) {
+        if !outcome.own_output || outcome.other_output {
+            return;
+        }
+        // Only the served connection was listed during the event: it is the list's last entry.
+        let Some(id) = self.output.unlist_last() else {
+            return;
+        };
+        if write_through {
+            self.flush(id);
+            return;
+        }
+        self.flush.replies.push(id);
+        if self.flush.replies.len() >= self.flush.batch {
+            self.flush_replies();
         }
     }
 }

@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 #[cfg(unix)]
 use std::path::Path;
 
+use super::slots::Conn;
 use super::{Core, Entry, OUTBOUND};
-use crate::conn::{Conn, State};
+use crate::conn::State;
 use crate::handler::Handler;
 use crate::id::ConnId;
 use crate::options::ConnectOptions;

@@ -17,8 +17,8 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::{gone, Core, TimerAction};
+use crate::close_reason::CloseReason;
 use crate::conn::{CloseMode, Flag, State};
-use crate::handler::CloseReason;
 use crate::id::ConnId;
 
 /// Connections marked not writable by another connection's write, whose handlers are told in

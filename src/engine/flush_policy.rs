@@ -3,7 +3,6 @@
 //! Output queued to other connections (`write_to`, broadcasts, a proxy's other half) waits for
 //! step 4, so that every sender of the iteration reaches each recipient in one `write`.
 
-use super::calls::EventOutcome;
 use super::Core;
 use crate::id::ConnId;
 
@@ -53,8 +52,8 @@ pub(crate) struct FlushPolicy {
     /// `set_flush_batch` fixed the batch).
     pub(crate) write_through_poll: usize,
     /// Connections whose own event queued replies during this pass of step 3, taken off the
-    /// dirty list to leave in bursts of `batch`.
-    replies: Vec<ConnId>,
+    /// dirty list to leave in bursts of `batch` (`conn_event.rs` decides).
+    pub(crate) replies: Vec<ConnId>,
 }
 
 impl Default for FlushPolicy {
@@ -85,31 +84,6 @@ impl FlushPolicy {
 }
 
 impl Core {
-    /// The flush decision after one connection event of step 3, from what its callbacks
-    /// listed. If they listed the connection itself and no other (a reply; a connection that
-    /// was listed already, by someone else's write, stays where it is), the reply leaves now
-    /// after a small poll, or joins the burst that leaves once `batch` connections are in it.
-    /// Anything else on the dirty list waits for step 4: a callback that also wrote to others
-    /// (a chat line echoed to its sender too) keeps its own copy with theirs, so that a member
-    /// who both sends and receives in one iteration still gets one `write`.
-    pub(crate) fn after_event(&mut self, outcome: EventOutcome, write_through: bool) {
-        if !outcome.own_output || outcome.other_output {
-            return;
-        }
-        // Only the served connection was listed during the event: it is the list's last entry.
-        let Some(id) = self.output.unlist_last() else {
-            return;
-        };
-        if write_through {
-            self.flush(id);
-            return;
-        }
-        self.flush.replies.push(id);
-        if self.flush.replies.len() >= self.flush.batch {
-            self.flush_replies();
-        }
-    }
-
     /// Writes out the burst of replies. A connection written to from elsewhere while in it
     /// (still marked dirty, so not listed again) is written here too.
     pub(crate) fn flush_replies(&mut self) {

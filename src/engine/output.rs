@@ -9,8 +9,8 @@
 use std::io;
 
 use super::{gone, Core};
+use crate::close_reason::CloseReason;
 use crate::conn::{BufPool, Flag, State, WriteStep};
-use crate::handler::CloseReason;
 use crate::id::ConnId;
 
 /// The dirty list and the buffer pool.

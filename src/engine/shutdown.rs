@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use super::closing::SHUTDOWN_LINGER;
 use super::timer_queue::TimerKey;
 use super::{Core, Entry, TimerAction};
+use crate::close_reason::CloseReason;
 use crate::conn::CloseMode;
-use crate::handler::CloseReason;
 use crate::id::{ConnId, ListenerId};
 use crate::reactor::Reactor;
 

@@ -10,9 +10,12 @@ use slab::Slab;
 use super::listeners::Listener;
 use super::sources::AnySource;
 use super::udp::UdpSocketEntry;
-use crate::conn::Conn;
+use crate::conn;
 use crate::handler::Handler;
 use crate::id::{unpack, ConnId, ListenerId, UdpId};
+
+/// A connection as the engine holds it: with its handler boxed.
+pub(crate) type Conn = conn::Conn<Box<dyn Handler>>;
 
 /// Everything a slot can hold. The token space is shared, so each kind of source is a variant
 /// here, not a token range.

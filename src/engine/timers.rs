@@ -12,7 +12,7 @@ use slab::Slab;
 
 use super::timer_queue::{TimerKey, Timers};
 use super::Core;
-use crate::handler::CloseReason;
+use crate::close_reason::CloseReason;
 use crate::id::{ConnId, ListenerId};
 use crate::reactor::Reactor;
 use crate::timers::{TimerId, TimerKind};
