@@ -5,8 +5,8 @@
 //! runs on the loop thread between two events, like any other callback. No signal thread, no
 //! flag to poll.
 //!
-//! Cargo builds `examples/*.rs` and `examples/*/main.rs` as examples; this directory has no
-//! `main.rs`, so it is only a module, which each example includes with `mod common;`.
+//! Cargo builds `examples/*/main.rs` as examples; this directory has no `main.rs`, so it is only
+//! a module, which each example includes with `#[path = "../common/mod.rs"] mod common;`.
 
 use std::cell::Cell;
 use std::fmt::{self, Display};

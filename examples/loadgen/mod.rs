@@ -2,8 +2,8 @@
 //!
 //! Every connection is an outbound [`Reactor::connect`] served by a small [`Handler`]; one
 //! reactor on the calling thread drives them all (dogfooding the client half of the library).
-//! It works against any echo server. Included by `examples/c10k.rs`, and by benches and tests
-//! with `#[path = "../examples/loadgen/mod.rs"] mod loadgen;`.
+//! It works against any echo server. Included by `examples/c10k/main.rs`, and by benches and
+//! tests with `#[path = "../examples/loadgen/mod.rs"] mod loadgen;`.
 //!
 //! ```text
 //! let cfg = LoadConfig { addr, connections: 1_000, ..LoadConfig::default() };

@@ -9,6 +9,7 @@
 //! Then try `echo hi | nc -u -w1 127.0.0.1 7879`. Ctrl-C (SIGINT) or SIGTERM stops it: the socket
 //! closes once its send queue is empty, and it logs how many datagrams went in and out.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::net::SocketAddr;

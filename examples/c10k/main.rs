@@ -27,6 +27,7 @@
 //! the server's memory is sampled with every connection up. Latency histograms are merged
 //! exactly.
 
+#[path = "../loadgen/mod.rs"]
 mod loadgen;
 
 use std::io::{self, BufRead, BufReader, Write};

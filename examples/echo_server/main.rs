@@ -20,6 +20,7 @@
 //! that never closes its own side, like an idle `nc`, is sent FIN at once but waited for up to
 //! then); a second signal exits at once.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::net::SocketAddr;

@@ -15,6 +15,7 @@
 //! complete stream); the client then prints its summary and exits with 128 + the signal's number,
 //! as an interrupted command does, so a script can tell that the echo did not complete.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::cell::RefCell;
