@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use super::limits::Limits;
 
-/// Options for [`Reactor::listen_with`](crate::Reactor::listen_with).
+/// Options for [`Reactor::listen_with`](crate::Reactor::listen_with): the backlog, socket
+/// options, and the limits every accepted connection is held to. The table below lists every
+/// limit of a reactor, its default, and what happens when it is hit.
+///
+#[doc = include_str!("../../docs/limits.md")]
 ///
 /// # Examples
 ///
