@@ -435,10 +435,9 @@ fn a_member_that_never_reads_is_reset_at_the_output_cap_while_the_others_keep_up
         "round trips: median {median:?}, worst {worst:?}; readers' lag behind the sender: {lags:?}"
     );
 
-    // The stalled member was reset by the cap, and only it: nobody else was closed at all.
+    // The stalled member was reset by the cap, and only it. (The readers have left by now.)
     let stats = util::stats(server.handle());
     assert_eq!(stats.closed.output_limit, 1, "{stats}");
-    assert_eq!(stats.closed.total(), 1, "{stats}");
     let mut got = 0;
     let ended = loop {
         match stalled.read() {
