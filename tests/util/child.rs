@@ -190,7 +190,7 @@ impl ServerProcess {
         }
     }
 
-    /// Lets a held loop go on; the loop was held until at least the returned instant.
+    /// Lets a held loop go on, recording in `stall` an instant until which it was held.
     pub fn release(&mut self, stall: &mut Stall) {
         stall.released = Some(Instant::now());
         self.command("release");
