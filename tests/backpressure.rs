@@ -161,13 +161,14 @@ fn on_drained_is_not_called_when_writes_go_out_at_once() {
     );
 }
 
-/// Echoes each input, then stops reading itself for `PAUSE`.
-struct Gate;
+/// Echoes each input, then stops reading itself for `PAUSE`; logs what it was called for.
+struct Gate(Arc<std::sync::Mutex<Vec<&'static str>>>);
 
 const PAUSE: std::time::Duration = std::time::Duration::from_millis(80);
 
 impl Handler for Gate {
     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+        self.0.lock().unwrap().push("data");
         cx.write(input.take_all());
         let me = cx.id();
         cx.pause_reading(me).unwrap();
@@ -175,34 +176,49 @@ impl Handler for Gate {
     }
 
     fn on_timer(&mut self, cx: &mut Context<'_>, _timer: sockloop::TimerId) {
+        self.0.lock().unwrap().push("resume");
         let me = cx.id();
         cx.resume_reading(me).unwrap();
     }
 }
 
 /// Input sent while a handler has paused reading waits in the kernel, and is read (no edge is
-/// lost) once the handler resumes.
+/// lost) once the handler resumes: every byte is echoed, each input after the first is handed
+/// over only after the resume that ended the previous pause, and none comes back earlier than
+/// `PAUSE` after the previous byte was sent (the pause began after that).
 #[test]
 fn paused_reading_holds_input_until_resumed() {
-    let (addr, server) = util::serve(|| Gate);
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let calls = Arc::clone(&log);
+    let (addr, server) = util::serve(move || Gate(Arc::clone(&calls)));
     let mut c = util::client(addr);
+    let mut previous_sent: Option<std::time::Instant> = None;
     for i in 0..3u8 {
+        let sent = std::time::Instant::now();
         c.write_all(&[i]).unwrap();
-        let t = std::time::Instant::now();
         assert_eq!(util::read_exactly(&mut c, 1), [i]);
-        // The first byte is read at once; each later one waits for the previous pause to end.
-        if i > 0 {
+        // The first byte is read at once; each later one (sent right away, while the previous
+        // pause lasts) waits for that pause to end.
+        if let Some(previous) = previous_sent {
+            let after = previous.elapsed();
             assert!(
-                t.elapsed() >= PAUSE / 2,
-                "byte {i} echoed after {:?}",
-                t.elapsed()
+                after >= PAUSE,
+                "byte {i} echoed {after:?} after byte {} was sent",
+                i - 1
             );
         }
-        // Send the next byte right away: it must wait out this pause.
+        previous_sent = Some(sent);
     }
     drop(c);
     server.wait_for_connections(0);
     server.stop();
+    let log = log.lock().unwrap();
+    // The last pause may or may not have ended before the client left.
+    assert!(
+        log.starts_with(&["data", "resume", "data", "resume", "data"]),
+        "{log:?}"
+    );
+    assert!(log.len() <= 6, "{log:?}");
 }
 
 /// Answers one line per call and leaves the rest, then pauses its own reading briefly: a

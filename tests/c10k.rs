@@ -26,8 +26,9 @@ const MESSAGE: usize = 64;
 /// Connects in flight at once: a burst of 10,000 SYNs would overflow the listen queue and leave
 /// clients waiting for SYN retransmits (1 s, 3 s, ...) instead of testing the reactor.
 const CONNECT_WINDOW: usize = 500;
-/// The whole test must finish well within a minute; this bounds it even if something hangs.
-const DEADLINE: Duration = Duration::from_secs(45);
+/// The hang guard: the test fails if no connection starts, opens, finishes or closes for this
+/// long. It bounds progress, not the whole run: a slow machine only makes the run longer.
+const STALL_LIMIT: Duration = Duration::from_secs(20);
 const SERVER_ENV: &str = "SOCKLOOP_C10K_SERVER";
 
 /// Raises this process's soft open-files limit to the hard limit (20,000 here).
@@ -285,6 +286,8 @@ fn ten_thousand_concurrent_connections_each_verify_their_round_trips() {
     );
 
     let started = Instant::now();
+    let mut last_state = (0, 0, 0, 0);
+    let mut last_progress = Instant::now();
     loop {
         reactor
             .run_once(Some(Duration::from_millis(100)))
@@ -294,9 +297,15 @@ fn ten_thousand_concurrent_connections_each_verify_their_round_trips() {
         if settled || !t.failures.is_empty() {
             break;
         }
+        let state = (t.started, t.connecting, t.open, t.finished);
+        if state != last_state {
+            last_state = state;
+            last_progress = Instant::now();
+        }
         assert!(
-            started.elapsed() < DEADLINE,
-            "C10K did not finish within {DEADLINE:?}: {} started, {} connecting, {} open, {} finished",
+            last_progress.elapsed() < STALL_LIMIT,
+            "C10K made no progress for {STALL_LIMIT:?}: {} started, {} connecting, {} open, \
+             {} finished",
             t.started,
             t.connecting,
             t.open,

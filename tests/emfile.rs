@@ -1,6 +1,10 @@
 //! Out of descriptors, for real: a sockloop echo server in a child process whose `RLIMIT_NOFILE`
 //! is 64 faces 300 clients. It accepts what fits, then stops accepting without spinning while
-//! the others wait in the listen backlog, and serves them within a second once clients leave.
+//! the others wait in the listen backlog, and serves them all once clients leave.
+//!
+//! "Without spinning" is counted in the server's own `stats()`: accept retries and loop
+//! iterations over the watched second, against what its backoff allows. How soon the waiting
+//! clients are served once descriptors free up is printed, not asserted.
 //!
 //! `tests/overload.rs` exhausts the descriptors of the test process itself; here the limit is the
 //! server's own, and the server is a separate process (see `tests/util/child.rs`), so its
@@ -27,14 +31,16 @@ const MESSAGE: usize = 64;
 /// two test binaries never run at the same time).
 const FIRST_SOURCE: u8 = 2;
 const SOURCES: u8 = 16;
-/// How long the server is watched while saturated, and the CPU share it may use meanwhile: a
-/// loop retrying a failing `accept` without pause would use all of one core.
+/// How long the server is watched while saturated (at least: a busy machine may stretch it).
 const SATURATED_WINDOW: Duration = Duration::from_secs(1);
-const MAX_CPU_SHARE: f64 = 0.10;
-/// Once the served clients leave, the first waiting client must be echoed within this.
-const RECOVERY_LIMIT: Duration = Duration::from_secs(1);
-/// Bound on each phase that waits for the server (saturating, draining the backlog, settling).
-const PHASE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Accept retries a saturated listener may make in a window, beyond one per second: its backoff
+/// doubles from 10 ms to the 1 s cap (7 doublings), wherever in that sequence the window falls,
+/// plus one for the retry at the window's edge. A loop retrying a failing `accept` without
+/// pause makes thousands in the same time.
+const BACKOFF_RETRIES: u64 = 8;
+/// The hang guard of each phase that waits for the server (saturating, draining the backlog,
+/// settling): it fails only if nothing happens for that long.
+const PHASE_TIMEOUT: Duration = util::TIMEOUT;
 const SERVER_ENV: &str = "SOCKLOOP_EMFILE_SERVER";
 
 /// One client: sends its message once connected, then reads the echo.
@@ -206,7 +212,7 @@ fn emfile_server_process() {
 #[test]
 fn out_of_descriptors_the_server_idles_and_serves_the_backlog_once_clients_leave() {
     let started = Instant::now();
-    let server = ServerProcess::start("emfile_server_process", SERVER_ENV);
+    let mut server = ServerProcess::start("emfile_server_process", SERVER_ENV);
     // Standard streams, epoll, the waker's eventfd, the listener: whatever it holds idle.
     let base = server.fds();
     let room = NOFILE_LIMIT as usize - server.fds_below(NOFILE_LIMIT);
@@ -229,12 +235,18 @@ fn out_of_descriptors_the_server_idles_and_serves_the_backlog_once_clients_leave
     // Watch it saturated: no client may be served (there is no descriptor to accept one with),
     // and the loop must wait for its retry timer instead of retrying at once.
     let (cpu_before, window_start) = (server.cpu_time(), Instant::now());
+    let (_, stats_before) = server.stats_now();
     let window_end = window_start + SATURATED_WINDOW;
     while let Some(left) = window_end.checked_duration_since(Instant::now()) {
         clients.pump(left, false);
     }
-    let (cpu, window) = (server.cpu_time() - cpu_before, window_start.elapsed());
+    let (stats_at, stats_after) = server.stats_now();
+    // Both snapshots lie within this span, so the server's window was no longer.
+    let window = stats_at - window_start;
+    let cpu = server.cpu_time() - cpu_before;
     let cpu_share = cpu.as_secs_f64() / window.as_secs_f64();
+    let delta = |key| child::stat(&stats_after, key) - child::stat(&stats_before, key);
+    let (retries, iterations) = (delta("accept errors "), delta("iterations "));
     let echoed_while_saturated = clients.echoed - room;
     let fds_while_saturated = server.fds_below(NOFILE_LIMIT);
 
@@ -257,6 +269,8 @@ fn out_of_descriptors_the_server_idles_and_serves_the_backlog_once_clients_leave
         .filter(|&at| at >= left_at)
         .min()
         .expect("a waiting client was echoed");
+    // A measurement only: the waiting clients must be served (above), and how soon is the
+    // machine's business as much as the library's.
     let recovery = first_waiting - left_at;
     let settled = server.wait_for_fds(base, PHASE_TIMEOUT);
     let stats = server.finish();
@@ -267,8 +281,9 @@ fn out_of_descriptors_the_server_idles_and_serves_the_backlog_once_clients_leave
         room
     );
     eprintln!(
-        "  saturated for {window:.2?}: server CPU {cpu:.2?} ({:.2}% of one core), \
-         {echoed_while_saturated} served meanwhile, {fds_while_saturated} of {limit} fd slots taken",
+        "  saturated for {window:.2?}: server CPU {cpu:.2?} ({:.2}% of one core), {retries} \
+         accept retries in {iterations} loop iterations, {echoed_while_saturated} served \
+         meanwhile, {fds_while_saturated} of {limit} fd slots taken",
         cpu_share * 100.0
     );
     eprintln!(
@@ -283,14 +298,19 @@ fn out_of_descriptors_the_server_idles_and_serves_the_backlog_once_clients_leave
         "clients were served while the server had no descriptor to accept them with"
     );
     assert_eq!(fds_while_saturated, limit, "the server stayed saturated");
+    // Counts, not CPU time: at most one retry per second of the window beyond the backoff's
+    // doublings, and the loop wakes only for those retries and the two stats requests. (The CPU
+    // share above is printed only: it is the same fact measured by the machine.)
+    let allowed = BACKOFF_RETRIES + window.as_secs() + 1;
     assert!(
-        cpu_share < MAX_CPU_SHARE,
-        "the saturated server used {cpu:?} of CPU in {window:?} ({:.1}% of a core): accept spins",
-        cpu_share * 100.0
+        retries <= allowed,
+        "{retries} accept retries in {window:?} (at most {allowed} by the backoff): accept spins"
     );
     assert!(
-        recovery < RECOVERY_LIMIT,
-        "the first waiting client was echoed {recovery:?} after the served ones left"
+        iterations <= allowed + 2,
+        "{iterations} loop iterations in {window:?} (at most {} for the retries and the stats \
+         requests): the loop spins",
+        allowed + 2
     );
     if let Err(n) = settled {
         panic!("the server holds {n} fds, not {base}, after every client left; stats: {stats}");

@@ -28,9 +28,8 @@ use response::{Status, HELLO};
 const MAX_BODY: u64 = 1024;
 const HEADER_TIMEOUT: Duration = Duration::from_millis(300);
 const LINGERING_TIME: Duration = Duration::from_millis(500);
-/// How late after its deadline a timed-out connection may still be open (timer and loop slack,
-/// a loaded machine).
-const TIMEOUT_SLACK: Duration = Duration::from_millis(1_500);
+/// How often a trickling client sends its next byte.
+const TRICKLE_PACE: Duration = Duration::from_millis(20);
 
 const CONFIG: Config = Config {
     limits: Limits {
@@ -154,33 +153,48 @@ impl Client {
         util::assert_eof(&mut self.stream);
     }
 
-    /// Trickles `bytes` one at a time, `pace` apart, until the server closes the connection;
-    /// returns how long after the first byte that happened. Panics if it is still open after
-    /// `within`. Sending must not run out: the connection is expected to close first.
-    fn trickle_until_closed(&mut self, bytes: &[u8], pace: Duration, within: Duration) -> Duration {
+    /// Trickles a request head that never ends, one byte every [`TRICKLE_PACE`], until the
+    /// server closes the connection; returns when the close was seen. Panics if it is still
+    /// open after the hang guard ([`util::TIMEOUT`]).
+    ///
+    /// The head is a header line that goes on and on, within `max_head`: whenever the server's
+    /// timer comes, the head is still incomplete, so nothing but the timeout can answer it.
+    fn trickle_until_closed(&mut self) -> Instant {
         let started = Instant::now();
-        self.stream.set_read_timeout(Some(pace)).unwrap();
-        for &byte in bytes {
+        let head = trickled_head();
+        self.stream.set_read_timeout(Some(TRICKLE_PACE)).unwrap();
+        for &byte in &head {
             assert!(
-                started.elapsed() < within,
+                started.elapsed() < util::TIMEOUT,
                 "still open {:?} after the head started",
                 started.elapsed()
             );
             if self.stream.write_all(&[byte]).is_err() {
-                return started.elapsed(); // reset: the server closed and dropped our bytes
+                return Instant::now(); // reset: the server closed and dropped our bytes
             }
-            // Waits up to `pace` for the close; nothing else may arrive.
+            // Waits up to the pace for the close; nothing else may arrive.
             let mut probe = [0u8; 64];
             match self.stream.read(&mut probe) {
-                Ok(0) => return started.elapsed(),
+                Ok(0) => return Instant::now(),
                 Ok(n) => panic!("a slow sender was sent {n} bytes"),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return started.elapsed(),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Instant::now(),
                 Err(e) => panic!("unexpected read error: {e}"),
             }
         }
         panic!("ran out of bytes to trickle after {:?}", started.elapsed());
     }
+}
+
+/// A request head whose last header line never ends: long enough to trickle for longer than the
+/// hang guard at [`TRICKLE_PACE`], short enough to stay within the 8 KiB `max_head` (a longer
+/// one would be answered with 431).
+fn trickled_head() -> Vec<u8> {
+    let bytes = (util::TIMEOUT.as_millis() / TRICKLE_PACE.as_millis()) as usize + 100;
+    let mut head = b"GET / HTTP/1.1\r\nHost: test\r\nX-Trickle: ".to_vec();
+    head.resize(head.len() + bytes, b'a');
+    assert!(head.len() < CONFIG.limits.max_head);
+    head
 }
 
 fn get(path: &str) -> Vec<u8> {
@@ -405,64 +419,88 @@ fn requests_split_byte_by_byte_are_still_parsed() {
     server.stop();
 }
 
+/// The example with its test configuration, and a handle to read the reactor's `stats()`.
+fn server_with_handle() -> (SocketAddr, sockloop::Handle, util::ReactorThread) {
+    let ((addr, handle), server) = util::spawn_reactor(|reactor| {
+        let (_, addr) = reactor
+            .listen_with(util::localhost(), CONFIG.listen_options(), || {
+                HttpConn::new(&CONFIG)
+            })
+            .unwrap();
+        (addr, reactor.handle().unwrap())
+    });
+    (addr, handle, server)
+}
+
+/// A first request head trickled byte by byte is cut by the listener's first-bytes timeout
+/// (the close reason says which deadline it was), no earlier than `HEADER_TIMEOUT` after the
+/// client began to connect (the deadline counts from the accept, which comes after that).
 #[test]
 fn slow_first_request_head_is_closed_by_the_header_timeout() {
-    let (addr, server) = server();
+    let (addr, handle, server) = server_with_handle();
+    let connecting = Instant::now();
     let mut c = Client::connect(addr);
-    let head = get("/").repeat(4); // more than enough bytes to outlast the timeout
-    let took = c.trickle_until_closed(
-        &head,
-        Duration::from_millis(20),
-        HEADER_TIMEOUT + TIMEOUT_SLACK,
-    );
-    // The first-bytes deadline counts from the accept, a little before the first byte.
-    assert!(
-        took >= HEADER_TIMEOUT - Duration::from_millis(50),
-        "closed after {took:?}"
-    );
+    let closed = c.trickle_until_closed();
+    let took = closed - connecting;
+    assert!(took >= HEADER_TIMEOUT, "closed {took:?} after connecting");
     server.wait_for_connections(0);
+    let stats = util::stats(&handle);
+    assert_eq!(stats.closed.first_bytes_timeout, 1, "{stats}");
+    assert_eq!(stats.closed.total(), 1, "{stats}");
     server.stop();
 }
 
+/// A later request head trickled byte by byte is cut by the example's header timer, which it
+/// arms at the head's first byte and which new bytes do not re-arm: an abort (the timer's close
+/// reason), no earlier than `HEADER_TIMEOUT` after that first byte was sent.
 #[test]
 fn slow_later_request_head_is_closed_by_the_header_timer() {
-    let (addr, server) = server();
+    let (addr, handle, server) = server_with_handle();
     let mut c = Client::connect(addr);
     c.send(&get("/"));
     assert_eq!(c.response().status, 200);
-    let head = get("/").repeat(4);
-    let took = c.trickle_until_closed(
-        &head,
-        Duration::from_millis(20),
-        HEADER_TIMEOUT + TIMEOUT_SLACK,
+    let head_started = Instant::now();
+    let closed = c.trickle_until_closed();
+    let took = closed - head_started;
+    assert!(
+        took >= HEADER_TIMEOUT,
+        "closed {took:?} after the head started"
     );
-    assert!(took >= HEADER_TIMEOUT, "closed after {took:?}");
     server.wait_for_connections(0);
+    let stats = util::stats(&handle);
+    assert_eq!(stats.closed.aborted, 1, "{stats}");
+    assert_eq!(stats.closed.total(), 1, "{stats}");
     server.stop();
 }
 
+/// After a rejection the example closes gracefully and caps the wait for the client's FIN with
+/// its lingering-time timer. A client that never sends FIN but keeps trickling bytes (each read
+/// and dropped by the closing connection) is reset by that timer: the close reason is the
+/// timer's abort, not the reactor's own 5 s linger bound (a `Local` close), and it comes no
+/// earlier than `LINGERING_TIME` after the request was sent (the timer is armed after that).
 #[test]
 fn client_trickling_after_a_rejection_is_reset_at_the_lingering_time() {
-    let (addr, server) = server();
+    let (addr, handle, server) = server_with_handle();
     let mut c = Client::connect(addr);
+    let sent = Instant::now();
     c.send(b"GET / HTTP/9.9\r\n\r\n");
     assert_eq!(c.response().status, 400);
     c.assert_closed();
-    let closed = Instant::now();
-    // It never sends FIN, and each byte it sends is read (and dropped) by the closing
-    // connection, which the reactor counts as progress of the close.
-    let deadline = closed + LINGERING_TIME + TIMEOUT_SLACK;
+    let deadline = Instant::now() + util::TIMEOUT;
     while server.connections() > 0 {
         assert!(
             Instant::now() < deadline,
-            "still open {:?} after the close",
-            closed.elapsed()
+            "still open {:?} after the request",
+            sent.elapsed()
         );
         let _ = c.stream.write_all(b"x"); // fails once the server has reset the connection
-        std::thread::sleep(Duration::from_millis(20)); // the trickle's pace
+        std::thread::sleep(TRICKLE_PACE); // the trickle's pace
     }
-    let took = closed.elapsed();
-    assert!(took >= LINGERING_TIME / 2, "reset after only {took:?}");
+    let took = sent.elapsed();
+    assert!(took >= LINGERING_TIME, "reset {took:?} after the request");
+    let stats = util::stats(&handle);
+    assert_eq!(stats.closed.aborted, 1, "{stats}");
+    assert_eq!(stats.closed.total(), 1, "{stats}");
     server.stop();
 }
 
@@ -536,11 +574,15 @@ impl sockloop::Handler for CloseOnData {
 
 /// A graceful close waits for the peer's FIN up to 5 s without progress, and bytes read from a
 /// closing connection are no progress: a peer that never sends FIN but trickles a byte every
-/// few seconds loses the connection about 5 s after the close. (Before the fix, reads counted,
-/// and such a peer held the connection, its slot and its socket forever.)
+/// second loses the connection, as a `Local` close (the linger bound gave up on the FIN). (Before
+/// the fix, reads counted, and such a peer held the connection, its slot and its socket forever:
+/// the trickle below would have gone on until the hang guard.)
 #[test]
 fn trickling_peer_cannot_hold_a_closing_connection_open() {
-    let (addr, server) = util::serve(|| CloseOnData);
+    let ((addr, handle), server) = util::spawn_reactor(|reactor| {
+        let (_, addr) = reactor.listen(util::localhost(), || CloseOnData).unwrap();
+        (addr, reactor.handle().unwrap())
+    });
     let mut c = util::client(addr);
     c.write_all(b"x").unwrap();
     util::wait_until("the server to close its side", || {
@@ -548,18 +590,20 @@ fn trickling_peer_cannot_hold_a_closing_connection_open() {
         matches!(c.read(&mut probe), Ok(0))
     });
     let closed_at = Instant::now();
-    // A byte every second: each one is read by the closing connection and resets its linger.
-    for _ in 0..9 {
+    // A byte every second until the server lets go: each one is read by the closing connection.
+    let deadline = closed_at + util::TIMEOUT;
+    while server.connections() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "still open {:?} after the server's graceful close",
+            closed_at.elapsed()
+        );
         std::thread::sleep(Duration::from_secs(1)); // the trickle's pace is the point here
-        if c.write_all(b"y").is_err() || server.connections() == 0 {
-            break;
-        }
+        let _ = c.write_all(b"y"); // fails once the server has let go
     }
-    assert_eq!(
-        server.connections(),
-        0,
-        "still open {:?} after the server's graceful close",
-        closed_at.elapsed()
-    );
+    eprintln!("released {:?} after the close", closed_at.elapsed());
+    let stats = util::stats(&handle);
+    assert_eq!(stats.closed.local, 1, "{stats}");
+    assert_eq!(stats.closed.total(), 1, "{stats}");
     server.stop();
 }

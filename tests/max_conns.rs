@@ -62,21 +62,19 @@ fn at_the_listener_limit_clients_wait_in_the_backlog_until_a_connection_closes()
     let addr = addrs[0];
     let mut served: Vec<TcpStream> = (0..MAX).map(|_| served_client(addr)).collect();
 
+    let started = Instant::now();
     let before = server.iterations();
     let mut waiting = waiting_client(addr);
-    // A paused listener costs nothing: the loop sleeps (poll slices of the test harness only).
+    // A paused listener costs nothing: the loop sleeps (poll slices of the test harness only,
+    // and the few events of the waiting client's connect).
     let spins = server.iterations() - before;
-    assert!(spins < 100, "{spins} loop iterations while at the limit");
+    server.assert_did_not_spin(spins, started.elapsed(), 10);
     assert_eq!(server.connections(), MAX);
 
-    let left = Instant::now();
+    // A close frees a place, and the waiting client is accepted and served: its ping, sent
+    // while the listener was paused, waited in the kernel and is echoed now.
     drop(served.pop());
     assert_eq!(util::read_exactly(&mut waiting, 4), b"ping");
-    assert!(
-        left.elapsed() < Duration::from_secs(1),
-        "served {:?} after a connection closed",
-        left.elapsed()
-    );
     drop((served, waiting));
     server.wait_for_connections(0);
     server.stop();

@@ -2,7 +2,8 @@
 //! tests run exactly its handlers: a 256 MiB stream through it to an echo server, byte-exact;
 //! half-close passed on in both directions; memory held under 64 MiB while a slow side throttles
 //! a fast one (the proxy in a child process, so that its resident memory can be read); a client
-//! closed at once when nothing listens upstream, and reset when upstream resets.
+//! closed by the failed upstream connect itself (no timer) when nothing listens upstream, and
+//! reset when upstream resets.
 
 #[path = "util/child.rs"]
 mod child;
@@ -30,15 +31,9 @@ const SLOW_RATE: f64 = 128.0 * 1024.0 * 1024.0;
 /// The proxy process's peak resident memory must stay below this. Without backpressure it
 /// would hold the difference between the two rates, more than 256 MiB over the transfer.
 const RSS_LIMIT_KIB: u64 = 64 * 1024;
-/// How soon a client must be closed once its upstream connect was refused.
-const PROMPT: Duration = Duration::from_secs(1);
-/// How long a pair stays idle before its FIN is sent, in the half-close latency test.
+/// How long a pair stays idle before its FIN is sent, in the half-close test: longer than the
+/// old design took to slow its polling tick to 250 ms.
 const QUIET_SPELL: Duration = Duration::from_millis(600);
-/// How soon that FIN must come back through the proxy and the echo server: a few loop
-/// iterations' work (0.1–0.2 ms here), with room for a shared machine's scheduling delays; well
-/// under the 250 ms idle polling tick the proxy used to need. That no timer fired at all is the
-/// exact check that nothing polls.
-const FIN_PROMPT: Duration = Duration::from_millis(100);
 const PROXY_ENV: &str = "SOCKLOOP_PROXY_UPSTREAM";
 
 // ---------------------------------------------------------------------------------------------
@@ -297,7 +292,9 @@ fn client_fin_reaches_upstream_and_upstream_fin_comes_back_after_the_data() {
 
 /// A FIN is passed on by the loop iteration that reads it (`shutdown_write_conn` from
 /// `on_read_closed`), however long the pair was idle: no half polls for it, so an idle pair
-/// costs no timer firings at all.
+/// costs no timer firings at all. That no timer fired is the exact check that nothing polls;
+/// how long the FIN took is printed (a few loop iterations' work on an idle machine), not
+/// asserted.
 #[test]
 fn a_fin_after_a_quiet_spell_is_passed_on_at_once_and_an_idle_pair_fires_no_timers() {
     let (echo, _echo_thread) = util::serve(|| Echo);
@@ -323,9 +320,6 @@ fn a_fin_after_a_quiet_spell_is_passed_on_at_once_and_an_idle_pair_fires_no_time
         idle.timers_fired, after.timers_fired
     );
     assert_eq!(after.timers_fired, 0, "the proxy polled with timers");
-    // Two loop iterations of the proxy (one per direction) and one of the echo server: well
-    // under a millisecond on loopback, bounded with room for a busy shared machine.
-    assert!(took < FIN_PROMPT, "took {took:?}");
 }
 
 #[test]
@@ -357,10 +351,19 @@ fn upstream_fin_reaches_the_client_which_can_still_send() {
 // Failures
 // ---------------------------------------------------------------------------------------------
 
+/// A client whose upstream connect is refused is closed as a consequence of that failure (the
+/// failed half's `on_close` closes its partner): the client sees EOF or a reset, the proxy
+/// counts one failed connect per client, and no timer was involved, so nothing waits for a
+/// timeout. How long it took is printed, not asserted.
 #[test]
 fn client_is_closed_promptly_when_nothing_listens_upstream() {
-    let (proxy, _proxy_thread) = proxy_to(refused_addr());
-    for _ in 0..3 {
+    let upstream = refused_addr();
+    let ((proxy, handle), _proxy_thread) = util::spawn_reactor(move |reactor| {
+        let addr = proxy::listen(reactor, util::localhost(), upstream).expect("listen");
+        (addr, reactor.handle().expect("handle"))
+    });
+    const CLIENTS: u64 = 3;
+    for _ in 0..CLIENTS {
         let started = Instant::now();
         let mut client = util::client(proxy);
         let _ = client.write_all(b"anyone there?");
@@ -370,10 +373,14 @@ fn client_is_closed_promptly_when_nothing_listens_upstream() {
             Ok(n) => panic!("got {n} bytes from a proxy with no upstream"),
             Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "unexpected error {e}"),
         }
-        let took = started.elapsed();
-        eprintln!("closed {took:.2?} after connecting, with nothing upstream");
-        assert!(took < PROMPT, "closed after {took:?}");
+        eprintln!(
+            "closed {:.2?} after connecting, with nothing upstream",
+            started.elapsed()
+        );
     }
+    let stats = util::stats(&handle);
+    assert_eq!(stats.closed.connect_failed, CLIENTS, "{stats}");
+    assert_eq!(stats.timers_fired, 0, "{stats}");
 }
 
 #[test]

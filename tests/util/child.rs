@@ -5,7 +5,8 @@
 //! variable, as the server (the pattern of `tests/c10k.rs`). The server prints `ADDR <address>`
 //! and serves until its standard input closes, so it cannot outlive the test even if the test
 //! panics or is killed; dropping [`ServerProcess`] also kills it. Lines written to its standard
-//! input are commands: `stall <ms>` makes the loop thread busy for that long (see [`Stall`]).
+//! input are commands: `hold` makes the loop thread busy until `release` (see [`Stall`]), and
+//! `stats` makes the loop print its `stats()` now (see [`ServerProcess::stats_now`]).
 //!
 //! Pulled in with `#[path = "util/child.rs"] mod child;`; each test binary uses a subset.
 
@@ -14,7 +15,7 @@
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -51,20 +52,31 @@ pub fn serve_until_stdin_closes(setup: impl FnOnce(&mut Reactor) -> SocketAddr) 
 
 /// Reads commands until EOF (the parent closed the pipe, or died), then stops the loop.
 fn obey_stdin(handle: &Handle) {
+    // Set while the loop is held: sending on it (or dropping it) lets the loop go on.
+    let mut hold: Option<Sender<()>> = None;
     for line in io::stdin().lock().lines().map_while(Result::ok) {
-        if let Some(ms) = line.trim().strip_prefix("stall ") {
-            let busy = Duration::from_millis(ms.parse().expect("stall <ms>"));
-            handle
-                .post(move |_| {
-                    println!("STALLED");
-                    // Deliberately blocks the loop thread: a handler doing slow work. Meanwhile
-                    // the kernel completes handshakes and queues data, FINs and resets for
-                    // connections the server has not accepted yet.
-                    thread::sleep(busy);
-                })
-                .expect("post a stall");
+        match line.trim() {
+            "hold" => {
+                let (release, held) = mpsc::channel::<()>();
+                hold = Some(release);
+                handle
+                    .post(move |_| {
+                        println!("HELD");
+                        // Deliberately blocks the loop thread: a handler doing slow work.
+                        // Meanwhile the kernel completes handshakes and queues data, FINs and
+                        // resets for connections the server has not accepted yet.
+                        let _ = held.recv();
+                    })
+                    .expect("post a hold");
+            }
+            "release" => drop(hold.take()),
+            "stats" => handle
+                .post(|reactor| println!("NOW {}", reactor.stats()))
+                .expect("post a stats request"),
+            other => panic!("unknown command {other:?}"),
         }
     }
+    drop(hold);
     let _ = handle.stop();
 }
 
@@ -81,20 +93,21 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
 }
 
-/// A stall asked for at `asked` (the loop cannot have started it earlier) and acknowledged at
-/// `acked` (it had started by then): a connection begun after `acked` whose client finished
-/// before `asked + busy` did so before the server could accept it.
+/// A hold of the server's loop ([`ServerProcess::hold`]), acknowledged at `acked` (the loop was
+/// held by then) and, once released, `released` (the loop was held until at least then): a
+/// connection begun after `acked` whose client finished its part before `released` did so
+/// before the server could accept it. No clock decides that, only the order of events.
 #[derive(Clone, Copy, Debug)]
 pub struct Stall {
-    pub asked: Instant,
     pub acked: Instant,
-    pub busy: Duration,
+    pub released: Option<Instant>,
 }
 
 impl Stall {
-    /// Whether something started at `begun` and done at `done` happened entirely inside the stall.
+    /// Whether something started at `begun` and done at `done` happened entirely inside the
+    /// hold (while it lasts, anything done so far did).
     pub fn covers(&self, begun: Instant, done: Instant) -> bool {
-        begun >= self.acked && done < self.asked + self.busy
+        begun >= self.acked && self.released.is_none_or(|released| done < released)
     }
 }
 
@@ -158,13 +171,37 @@ impl ServerProcess {
         }
     }
 
-    /// Asks the server's loop to stay busy for `busy` (see [`Stall`]); returns when that was asked.
-    pub fn ask_stall(&mut self, busy: Duration) -> Instant {
+    fn command(&mut self, command: &str) {
         let stdin = self.stdin.as_mut().expect("server stdin already closed");
-        let asked = Instant::now();
-        writeln!(stdin, "stall {}", busy.as_millis()).expect("write to the server's stdin");
+        writeln!(stdin, "{command}").expect("write to the server's stdin");
         stdin.flush().expect("flush the server's stdin");
-        asked
+    }
+
+    /// Makes the server's loop stay busy until [`release`](Self::release); returns once the
+    /// loop is held (see [`Stall`]).
+    pub fn hold(&mut self) -> Stall {
+        self.command("hold");
+        let (acked, _) = self
+            .wait_line("HELD", START_TIMEOUT)
+            .expect("the server's loop did not report the hold");
+        Stall {
+            acked,
+            released: None,
+        }
+    }
+
+    /// Lets a held loop go on, recording in `stall` an instant until which it was held.
+    pub fn release(&mut self, stall: &mut Stall) {
+        stall.released = Some(Instant::now());
+        self.command("release");
+    }
+
+    /// The server's `stats()` now, as its `Display` line (read it with [`stat`]), with the instant
+    /// this process received it (the snapshot was taken before that).
+    pub fn stats_now(&mut self) -> (Instant, String) {
+        self.command("stats");
+        self.wait_line("NOW ", START_TIMEOUT)
+            .expect("the server did not report its stats")
     }
 
     /// Open descriptors of the server process (entries of `/proc/PID/fd`).

@@ -129,6 +129,23 @@ impl ReactorThread {
         self.iterations.load(Ordering::Relaxed)
     }
 
+    /// Asserts that the loop ran at most the iterations an idle loop can run in `elapsed` (time
+    /// the caller measured around its count of `iterations`): one per poll slice, twice over
+    /// for early wake-ups, plus `wakeups`, the events and timers the caller expects meanwhile.
+    ///
+    /// This is a count, not a speed: a busy machine lengthens the slices, so it only lowers the
+    /// count, while a spinning loop runs thousands of iterations in the first slice's time.
+    #[track_caller]
+    pub fn assert_did_not_spin(&self, iterations: usize, elapsed: Duration, wakeups: usize) {
+        let slices = (elapsed.as_micros() / POLL_SLICE.as_micros()) as usize + 1;
+        let bound = 2 * slices + wakeups;
+        assert!(
+            iterations <= bound,
+            "{iterations} loop iterations in {elapsed:?}: an idle loop runs at most {bound} \
+             ({slices} poll slices of {POLL_SLICE:?}, {wakeups} wake-ups)"
+        );
+    }
+
     /// Waits until the reactor holds exactly `n` connections.
     #[track_caller]
     pub fn wait_for_connections(&self, n: usize) {
