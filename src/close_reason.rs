@@ -20,10 +20,10 @@ use std::io;
 pub enum CloseReason {
     /// The peer closed first (clean EOF) and everything queued for it was sent.
     PeerClosed,
-    /// Closed gracefully by this side ([`Context::close`] or [`Reactor::close`](crate::Reactor::close)):
+    /// Closed gracefully by this side ([`Context::close`](crate::Context::close) or [`Reactor::close`](crate::Reactor::close)):
     /// queued output was sent first.
     Local,
-    /// Closed by [`Context::abort`] or [`Reactor::abort`](crate::Reactor::abort): output was
+    /// Closed by [`Context::abort`](crate::Context::abort) or [`Reactor::abort`](crate::Reactor::abort): output was
     /// discarded and the peer was sent a reset.
     Aborted,
     /// An outbound connect failed (refused, unreachable, timed out); `on_open` was never called.

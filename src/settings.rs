@@ -129,7 +129,7 @@ impl Reactor {
     /// is asked to finish ([`Handler::on_shutdown`](crate::Handler::on_shutdown), by default a
     /// graceful close that sends all queued output first), and [`run`](Self::run) returns once
     /// every connection and UDP socket is closed. Connections still open after `grace` are
-    /// aborted with [`CloseReason::ShutdownDeadline`]. Calling it again can only shorten the
+    /// aborted with [`CloseReason::ShutdownDeadline`](crate::CloseReason::ShutdownDeadline). Calling it again can only shorten the
     /// deadline.
     ///
     /// # Examples

@@ -4,7 +4,7 @@
 //! The example's own handler (`examples/http_server/`) runs in-process on a reactor thread,
 //! with the listener options the example derives from its configuration; only the limits are
 //! smaller, so the tests stay fast. The `http_server` binary itself is tried with curl and wrk
-//! (see its module docs and the README).
+//! (see its module docs and examples/http_server/README.md).
 
 mod util;
 

@@ -1,6 +1,8 @@
 //! Unix domain stream sockets (`Reactor::listen_unix`, `connect_unix`): served exactly like TCP,
 //! from the same handlers. Every socket file lives in a fresh temporary directory.
 
+#![cfg(unix)]
+
 mod util;
 
 use std::cell::RefCell;

@@ -168,7 +168,7 @@ fn set_sink_addr(addr: SocketAddr) -> io::Result<()> {
         .map_err(|_| io::Error::other("the sink listens twice"))
 }
 
-/// sockloop's echo: the handler of `examples/echo_server.rs` without its logging.
+/// sockloop's echo: the handler of `examples/echo_server/main.rs` without its logging.
 struct Echo;
 
 impl Handler for Echo {

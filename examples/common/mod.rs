@@ -11,14 +11,9 @@
 use std::cell::Cell;
 use std::fmt::{self, Display};
 use std::io;
-use std::process;
 use std::rc::Rc;
 use std::time::Duration;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::low_level::signal_name;
-use signal_hook_mio::v1_0::Signals;
-use sockloop::mio::Interest;
 use sockloop::Reactor;
 
 /// How an example's loop ended: by a signal or on its own. Made by [`shutdown_on_signals`].
@@ -31,11 +26,17 @@ pub struct Exit {
 /// On the first SIGINT or SIGTERM, starts `reactor.shutdown(grace)`: listeners close, each
 /// handler's `on_shutdown` runs, and `run()` returns once every connection and UDP socket is
 /// closed. A second signal exits the process at once, for when the first one is not enough.
+/// (Where there are no Unix signals, the example runs until it is killed.)
+#[cfg(unix)]
 pub fn shutdown_on_signals(
     reactor: &mut Reactor,
     name: &'static str,
     grace: Duration,
 ) -> io::Result<Exit> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook_mio::v1_0::Signals;
+    use sockloop::mio::Interest;
+
     let signal = Rc::new(Cell::new(None));
     let seen = Rc::clone(&signal);
     let signals = Signals::new([SIGINT, SIGTERM])?;
@@ -52,7 +53,7 @@ pub fn shutdown_on_signals(
                         "{name}: {sig_name} again: exiting at once: {}",
                         reactor.stats()
                     ));
-                    process::exit(128 + sig);
+                    std::process::exit(128 + sig);
                 }
                 log::info!(
                     "{sig_name}: shutting down within {grace:?} ({sig_name} again exits at once)"
@@ -63,6 +64,30 @@ pub fn shutdown_on_signals(
         },
     )?;
     Ok(Exit { name, signal })
+}
+
+/// Without Unix signals: nothing to watch; the example runs until it is killed.
+#[cfg(not(unix))]
+pub fn shutdown_on_signals(
+    _reactor: &mut Reactor,
+    name: &'static str,
+    _grace: Duration,
+) -> io::Result<Exit> {
+    Ok(Exit {
+        name,
+        signal: Rc::new(Cell::new(None)),
+    })
+}
+
+/// The name of signal `sig` ("SIGINT"), if it has one.
+pub fn signal_name(sig: i32) -> Option<&'static str> {
+    #[cfg(unix)]
+    return signal_hook::low_level::signal_name(sig);
+    #[cfg(not(unix))]
+    return {
+        let _ = sig;
+        None
+    };
 }
 
 impl Exit {

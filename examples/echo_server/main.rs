@@ -30,9 +30,6 @@ use std::thread;
 use std::time::Duration;
 
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
-use signal_hook::low_level::signal_name;
 use sockloop::{CloseReason, Context, Handler, Input, ListenOptions, Reactor, ReactorPool, Stats};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7878";
@@ -124,16 +121,41 @@ fn run_pool(addr: SocketAddr, threads: usize) -> Result<(), String> {
         Ok(bound)
     })
     .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot watch for signals: {e}"))?;
     println!(
         "echo server listening on {} ({threads} reactor threads)",
         started[0]
     );
+    let watcher = watch_signals(pool.handles().to_vec())?;
 
-    let handles = pool.handles().to_vec();
+    // Returns once every reactor's graceful shutdown has closed all its connections.
+    let served = pool.join();
+    let signal = watcher.finish();
+    let stats: Vec<Stats> = served.map_err(|e| format!("event loop failed: {e}"))?;
+    let summary = format!("{threads} reactors | {}", stats.into_iter().sum::<Stats>());
+    match signal {
+        Some(name) => log::info!("echo_server: stopped by {name}: {summary}"),
+        None => log::info!("echo_server: finished: {summary}"),
+    }
+    Ok(())
+}
+
+/// The thread that turns SIGINT or SIGTERM into a graceful shutdown of every reactor.
+#[cfg(unix)]
+struct SignalWatcher {
+    stop: signal_hook::iterator::Handle,
+    thread: thread::JoinHandle<Option<&'static str>>,
+}
+
+#[cfg(unix)]
+fn watch_signals(handles: Vec<sockloop::Handle>) -> Result<SignalWatcher, String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::iterator::Signals;
+    use signal_hook::low_level::signal_name;
+
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot watch for signals: {e}"))?;
     let stop = signals.handle();
-    let watcher = thread::spawn(move || {
+    let thread = thread::spawn(move || {
         let mut first = None;
         for sig in signals.forever() {
             let name = signal_name(sig).unwrap_or("signal");
@@ -149,16 +171,30 @@ fn run_pool(addr: SocketAddr, threads: usize) -> Result<(), String> {
         }
         first
     });
+    Ok(SignalWatcher { stop, thread })
+}
 
-    // Returns once every reactor's graceful shutdown has closed all its connections.
-    let served = pool.join();
-    stop.close();
-    let signal = watcher.join().ok().flatten();
-    let stats: Vec<Stats> = served.map_err(|e| format!("event loop failed: {e}"))?;
-    let summary = format!("{threads} reactors | {}", stats.into_iter().sum::<Stats>());
-    match signal {
-        Some(name) => log::info!("echo_server: stopped by {name}: {summary}"),
-        None => log::info!("echo_server: finished: {summary}"),
+#[cfg(unix)]
+impl SignalWatcher {
+    /// Stops watching; returns the signal that started the shutdown, if one did.
+    fn finish(self) -> Option<&'static str> {
+        self.stop.close();
+        self.thread.join().ok().flatten()
     }
-    Ok(())
+}
+
+/// Without Unix signals there is nothing to watch: the server runs until it is killed.
+#[cfg(not(unix))]
+struct SignalWatcher;
+
+#[cfg(not(unix))]
+fn watch_signals(_handles: Vec<sockloop::Handle>) -> Result<SignalWatcher, String> {
+    Ok(SignalWatcher)
+}
+
+#[cfg(not(unix))]
+impl SignalWatcher {
+    fn finish(self) -> Option<&'static str> {
+        None
+    }
 }

@@ -35,8 +35,8 @@
 //! sleeping, for 20 µs after the last event.
 //! The server is then already awake when the next requests of a busy client arrive, instead of
 //! paying a wake-up (long on a virtual machine, whose idle CPU is halted) for each burst. Under
-//! `redis-benchmark` on this project's 2-core VM (`cargo bench -p sockloop-benches --bench resp`, medians of 7
-//! rounds, see the README) it cut the sleeps per request to a fifth and took requests/s from
+//! `redis-benchmark` on this project's 2-core VM (`cargo bench -p sockloop-benches --bench
+//! resp`, medians of 7 rounds, see BENCHMARKS.md) it cut the sleeps per request to a fifth and took requests/s from
 //! about Redis's (0.93 to 1.18 of it) to above (1.01 to 1.31), while CPU per request rose from
 //! 0.59-0.93 of Redis's to 0.71-1.03. At a light load each request costs up to 20 µs of
 //! spinning; `--busy-poll 0` turns it off.

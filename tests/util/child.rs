@@ -26,8 +26,8 @@ use sockloop::{Handle, Reactor};
 /// How long the server may take to start and report its address, or to stop once asked.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Linux's errno for "connect in progress", named to avoid a libc dependency for one constant.
-const EINPROGRESS: i32 = 115;
+/// The errno of "connect in progress".
+const EINPROGRESS: i32 = libc::EINPROGRESS;
 
 // ---------------------------------------------------------------------------------------------
 // The child side
