@@ -160,3 +160,52 @@ fn with_the_abort_policy_a_handler_panic_aborts_the_process() {
     };
     assert_eq!(status.signal(), Some(6), "SIGABRT expected, got {status:?}");
 }
+
+/// Echoes datagrams, but panics on "boom".
+struct FragileUdp;
+
+impl sockloop::DatagramHandler for FragileUdp {
+    fn on_datagram(
+        &mut self,
+        cx: &mut sockloop::UdpContext<'_>,
+        data: &[u8],
+        from: std::net::SocketAddr,
+    ) {
+        assert!(data != b"boom", "boom requested");
+        let _ = cx.send_to(data, from);
+    }
+}
+
+/// A datagram handler's panic closes its own UDP socket only: another socket and a TCP
+/// connection on the same reactor are served on, and the panic does not leave `run_once`.
+#[test]
+fn a_datagram_handler_panic_closes_only_its_socket() {
+    let mut reactor = Reactor::new().unwrap();
+    let (fragile, fragile_addr) = reactor
+        .bind_udp("127.0.0.1:0".parse().unwrap(), FragileUdp)
+        .unwrap();
+    let (_, calm_addr) = reactor
+        .bind_udp("127.0.0.1:0".parse().unwrap(), FragileUdp)
+        .unwrap();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_nonblocking(true).unwrap();
+    client.send_to(b"boom", fragile_addr).unwrap();
+    util::run_until(&mut reactor, "the boom received", |r| {
+        r.stats().datagrams_received == 1
+    });
+    let after = reactor.send_to(fragile, b"x", client.local_addr().unwrap());
+    assert_eq!(
+        after.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::NotFound),
+        "the panicking socket is closed"
+    );
+    client.send_to(b"ping", calm_addr).unwrap();
+    let mut buf = [0; 16];
+    let mut got = None;
+    util::run_until(&mut reactor, "the calm socket's echo", |_| {
+        got = client.recv_from(&mut buf).ok();
+        got.is_some()
+    });
+    let (n, from) = got.unwrap();
+    assert_eq!((&buf[..n], from), (&b"ping"[..], calm_addr));
+}
