@@ -208,7 +208,14 @@ fn cpu_name(cpu: usize, pin: bool) -> String {
 fn build_example(target: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "-p", "sockloop", "--release", "--example", "resp_server"])
+        .args([
+            "build",
+            "-p",
+            "sockloop",
+            "--release",
+            "--example",
+            "resp_server",
+        ])
         .status()
         .map_err(|e| format!("cannot run cargo to build the example: {e}"))?;
     if !status.success() {
