@@ -6,6 +6,8 @@
 //! cargo bench -p sockloop-benches --bench echo -- --rounds 3 --conns 100,10000       # fewer rounds and rows
 //! ECHO_WINDOW_S=5 cargo bench -p sockloop-benches --bench echo                       # options via the environment
 //! cargo bench -p sockloop-benches --bench echo -- --help                             # every option
+//! cargo bench -p sockloop-benches --bench echo -- --servers sockloop,baseline \
+//!     --baseline ../old/target/release/deps/echo-<hash>                              # A/B against another build
 //! ```
 //!
 //! Each case is one load shape: N connections, each with one 64-byte message in flight (the
@@ -31,6 +33,17 @@
 //!   control FIFO) exactly over the window; system calls per message = count / messages the
 //!   server echoed. It is a separate pass because an attached tracepoint slows every system
 //!   call of the server, which would bias the CPU figures of the timed pass.
+//!
+//! A/B of two versions of the library: `--baseline PATH` (or `ECHO_BASELINE`) names an echo
+//! bench binary built from this same bench code against another version of sockloop (a second
+//! worktree with the other `src/`: `cargo bench -p sockloop-benches --no-run` there, then its
+//! newest `target/release/deps/echo-*` executable). The server `baseline` is that binary
+//! started exactly like sockloop's (`SOCKLOOP_ECHO_SERVER=sockloop`, CPU 0), and it takes its
+//! turn in each round's rotation like any other server. A last table then gives, per case,
+//! sockloop/baseline for server CPU per message (also with `ksoftirqd`'s share), messages per
+//! second, the client's p50 and p99 and system calls per message: each the median of the
+//! per-round ratios, with their range (`target/bench-echo/echo-ab.csv` too). Without
+//! `--baseline` nothing changes.
 //!
 //! Results: two tables on stdout, `target/bench-echo/echo.csv` (medians),
 //! `target/bench-echo/echo-rounds.csv` (every round), and `target/bench-echo/echo.svg` (server
@@ -112,9 +125,15 @@ struct Args {
     /// Active connections of the idle-scaling row [ECHO_IDLE_ACTIVE, default 100]
     #[arg(long)]
     idle_active: Option<usize>,
-    /// Servers to compare [ECHO_SERVERS, default sockloop,tokio,mio]
+    /// Servers to compare: sockloop, tokio, mio, and baseline with --baseline [ECHO_SERVERS,
+    /// default sockloop,tokio,mio, and baseline with --baseline]
     #[arg(long, value_delimiter = ',')]
     servers: Option<Vec<String>>,
+    /// An echo bench binary built from this bench's code against another version of sockloop:
+    /// the server `baseline` is its sockloop server, and the tables add the ratios
+    /// sockloop/baseline [ECHO_BASELINE]
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// Directory for echo.csv and echo.svg [ECHO_OUT, default target/bench-echo]
     #[arg(long)]
     out: Option<PathBuf>,
@@ -140,6 +159,8 @@ struct Settings {
     syscall_rounds: Vec<usize>,
     cases: Vec<Case>,
     kinds: Vec<Kind>,
+    /// The binary whose sockloop server is the `baseline` kind (`--baseline`).
+    baseline: Option<PathBuf>,
     out: PathBuf,
     pin: bool,
     count_syscalls: bool,
@@ -198,18 +219,9 @@ impl Settings {
             .idle_active
             .or_else(|| env_parse("ECHO_IDLE_ACTIVE"))
             .unwrap_or(100);
-        let names = args
-            .servers
-            .or_else(|| env_list("ECHO_SERVERS"))
-            .unwrap_or_else(|| Kind::ALL.iter().map(|k| k.name().to_string()).collect());
-        let mut kinds = Vec::new();
-        for name in &names {
-            let kind = Kind::parse(name)
-                .ok_or_else(|| format!("unknown server {name:?} (sockloop, tokio, mio)"))?;
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
-            }
-        }
+        let baseline = servers::baseline_exe(args.baseline, "ECHO_BASELINE")?;
+        let names = args.servers.or_else(|| env_list("ECHO_SERVERS"));
+        let kinds = servers::kinds(names, baseline.as_deref())?;
         let mut cases: Vec<Case> = conns
             .into_iter()
             .filter(|&n| n > 0)
@@ -239,6 +251,7 @@ impl Settings {
             syscall_rounds: spread(syscall_rounds.unwrap_or(3), rounds.max(1)),
             cases,
             kinds,
+            baseline,
             out,
             pin: !args.no_pin,
             count_syscalls: true,
@@ -247,9 +260,10 @@ impl Settings {
     }
 }
 
-/// Starts a fresh server of `kind`, pinned to the server CPU if `pin`.
-fn spawn_server(kind: Kind, pin: bool) -> io::Result<ServerProcess> {
-    let mut server = ServerProcess::spawn(SERVER_ENV, kind.name(), pin.then_some(SERVER_CPU))?;
+/// Starts a fresh server of `kind`, pinned to the server CPU if the settings pin.
+fn spawn_server(kind: Kind, set: &Settings) -> io::Result<ServerProcess> {
+    let cpu = set.pin.then_some(SERVER_CPU);
+    let mut server = servers::spawn(kind, SERVER_ENV, set.baseline.as_deref(), cpu)?;
     // Closing up to 10,000 connections may take longer than the usual second.
     server.exit_grace = Duration::from_secs(3);
     Ok(server)
@@ -300,7 +314,7 @@ impl Edge {
 
 /// Runs one case against a fresh server: the timed pass, then (if asked) the system-call pass.
 fn measure(kind: Kind, case: &Case, set: &Settings, syscalls: bool) -> io::Result<Sample> {
-    let mut server = spawn_server(kind, set.pin)?;
+    let mut server = spawn_server(kind, set)?;
     let pid = server.pid();
 
     // Timed pass.
@@ -495,6 +509,15 @@ fn main() -> ExitCode {
         MESSAGE_SIZE
     );
 
+    if let Some(exe) = &set.baseline {
+        let this =
+            std::env::current_exe().map_or_else(|e| e.to_string(), |p| p.display().to_string());
+        println!(
+            "A/B: sockloop is this build ({this}), baseline is the sockloop server of {}",
+            exe.display()
+        );
+    }
+
     let started = Instant::now();
     let mut rows = Vec::new();
     for case in &set.cases {
@@ -553,6 +576,11 @@ fn main() -> ExitCode {
             set.out.join("echo.csv").display()
         ),
         Err(e) => eprintln!("echo: cannot write CSV into {}: {e}", set.out.display()),
+    }
+    match report::write_ab_csv(&results, &set.out) {
+        Ok(true) => println!("wrote {}", set.out.join("echo-ab.csv").display()),
+        Ok(false) => {}
+        Err(e) => eprintln!("echo: cannot write echo-ab.csv: {e}"),
     }
     let svg = set.out.join("echo.svg");
     match report::write_svg(&results, &svg) {

@@ -8,6 +8,8 @@
 //! cargo bench -p sockloop-benches --bench latency -- --servers sockloop,tokio --duration 2
 //! cargo bench -p sockloop-benches --bench latency -- --tokio-buf 65536               # tokio reading 64 KiB
 //! cargo bench -p sockloop-benches --bench latency -- --help                          # every option
+//! cargo bench -p sockloop-benches --bench latency -- --servers sockloop,baseline \
+//!     --baseline ../old/target/release/deps/latency-<hash>                           # A/B against another build
 //! ```
 //!
 //! A *probe* is one connection to the server's echo port with one 32-byte message in flight: it
@@ -47,6 +49,16 @@
 //! the probe among the hot connections. The load still gets nearly all of CPU 1 (the probe is
 //! mostly waiting), so the throughput it reaches is the server's doing too; the throughput
 //! table is there so that a server cannot look fast for the probe by starving the load.
+//!
+//! A/B of two versions of the library: `--baseline PATH` (or `LATENCY_BASELINE`) names a
+//! latency bench binary built from this same bench code against another version of sockloop
+//! (a second worktree with the other `src/`: `cargo bench -p sockloop-benches --no-run` there,
+//! then its newest `target/release/deps/latency-*` executable). The server `baseline` is that
+//! binary started exactly like sockloop's (`SOCKLOOP_LATENCY_SERVER=sockloop`, CPU 0, with its
+//! sink port), in the same rotation as the other servers. Every table then has a
+//! sockloop/baseline column, and a last table gathers them per point for p50, p99, max and the
+//! load's MiB/s: each the median of the per-round ratios, with their range
+//! (`target/bench-latency/latency-ab.csv` too). Without `--baseline` nothing changes.
 //!
 //! Results: the tables on stdout, `target/bench-latency/latency.csv` (medians, ranges and the
 //! ratio to tokio per point and server) and `target/bench-latency/latency-rounds.csv` (every
@@ -98,7 +110,6 @@ use clap::Parser;
 use common::cli::{self, CargoBench};
 use common::out::target_dir;
 use common::pin::{self, CLIENT_CPU, SERVER_CPU};
-use common::process::ServerProcess;
 use load::{LoadProcess, Mode, Spec, Totals, LOAD_ENV};
 use probe::{Pace, Probe};
 use report::{Point, Results, Sample};
@@ -140,9 +151,15 @@ struct Args {
     /// Points: numbers of hot echo streams beside the probe (0: the probe alone), and `blaster`
     #[arg(long, value_delimiter = ',', default_value = "0,2,8,blaster")]
     points: Vec<String>,
-    /// Servers to compare (sockloop, tokio, mio)
-    #[arg(long, value_delimiter = ',', default_value = "sockloop,tokio,mio")]
-    servers: Vec<String>,
+    /// Servers to compare: sockloop, tokio, mio, and baseline with --baseline [default:
+    /// sockloop,tokio,mio, and baseline with --baseline]
+    #[arg(long, value_delimiter = ',')]
+    servers: Option<Vec<String>>,
+    /// A latency bench binary built from this bench's code against another version of
+    /// sockloop: the server `baseline` is its sockloop server, and the tables add the ratios
+    /// sockloop/baseline [env: LATENCY_BASELINE]
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// Niceness of the load process (hot streams, blaster); 0 runs it at the probe's priority
     #[arg(long, default_value_t = 19)]
     load_nice: i32,
@@ -167,6 +184,8 @@ struct Settings {
     pace: Pace,
     points: Vec<Point>,
     kinds: Vec<Kind>,
+    /// The binary whose sockloop server is the `baseline` kind (`--baseline`).
+    baseline: Option<PathBuf>,
     load_nice: i32,
     pin: bool,
     out: PathBuf,
@@ -187,14 +206,8 @@ impl Settings {
                 points.push(point);
             }
         }
-        let mut kinds = Vec::new();
-        for name in &args.servers {
-            let kind = Kind::parse(name.trim())
-                .ok_or_else(|| format!("unknown server {name:?} (sockloop, tokio, mio)"))?;
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
-            }
-        }
+        let baseline = servers::baseline_exe(args.baseline, "LATENCY_BASELINE")?;
+        let kinds = servers::kinds(args.servers, baseline.as_deref())?;
         if points.is_empty() || kinds.is_empty() {
             return Err("nothing to measure (no point or no server)".to_string());
         }
@@ -209,6 +222,7 @@ impl Settings {
             },
             points,
             kinds,
+            baseline,
             load_nice: args.load_nice,
             pin: !args.no_pin,
             out: args
@@ -237,7 +251,8 @@ fn rss_mib(pid: u32) -> io::Result<f64> {
 /// One server at one point: the sample's figures (round, point and order are the caller's).
 fn measure(kind: Kind, point: Point, set: &Settings) -> io::Result<Sample> {
     let started = Instant::now();
-    let mut server = ServerProcess::spawn(SERVER_ENV, kind.name(), set.pin.then_some(SERVER_CPU))?;
+    let cpu = set.pin.then_some(SERVER_CPU);
+    let mut server = servers::spawn(kind, SERVER_ENV, set.baseline.as_deref(), cpu)?;
     let mut probe = Probe::connect(server.addr, set.pace.timeout)?;
     probe.warm(WARM_PROBES)?;
     let spec = match point {
@@ -358,6 +373,14 @@ fn run(mut set: Settings) -> Result<(), String> {
         pace.probes,
         load::BLOB / 1024,
     );
+    if let Some(exe) = &set.baseline {
+        let this =
+            std::env::current_exe().map_or_else(|e| e.to_string(), |p| p.display().to_string());
+        println!(
+            "A/B: sockloop is this build ({this}), baseline is the sockloop server of {}",
+            exe.display()
+        );
+    }
     let started = Instant::now();
     let mut samples = Vec::new();
     let n = set.kinds.len();

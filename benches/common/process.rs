@@ -7,6 +7,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,10 +37,27 @@ impl ServerProcess {
     /// Starts this binary with `env`=`kind` in its environment, under `taskset -c CPU` if `cpu`
     /// is given, and reads the address it prints.
     pub fn spawn(env: &str, kind: &'static str, cpu: Option<usize>) -> io::Result<ServerProcess> {
+        let exe = std::env::current_exe()
+            .map_err(|e| io::Error::other(format!("start the {kind} server: {e}")))?;
+        ServerProcess::spawn_exe(&exe, env, kind, kind, cpu)
+    }
+
+    /// Starts `exe` with `env`=`value` in its environment, under `taskset -c CPU` if `cpu` is
+    /// given, and reads the address it prints; `kind` names the server in messages.
+    ///
+    /// `exe` is normally this binary; an A/B comparison passes another build of the same bench
+    /// (the same child protocol against another version of the library) and asks it for the
+    /// server this binary calls `value`.
+    pub fn spawn_exe(
+        exe: &Path,
+        env: &str,
+        value: &str,
+        kind: &'static str,
+        cpu: Option<usize>,
+    ) -> io::Result<ServerProcess> {
         let context = |e| io::Error::other(format!("start the {kind} server: {e}"));
-        let exe = std::env::current_exe().map_err(context)?;
         let mut child = pin::command(exe, cpu)
-            .env(env, kind)
+            .env(env, value)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

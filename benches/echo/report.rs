@@ -152,7 +152,13 @@ impl Results {
         })
     }
 
-    fn ratio(&self, row: &Row, peer: Kind, f: impl Fn(&Sample) -> Option<f64>) -> Option<Ratio> {
+    /// sockloop's `f` divided by `peer`'s, paired by round, summarised; `None` without a pair.
+    pub fn ratio(
+        &self,
+        row: &Row,
+        peer: Kind,
+        f: impl Fn(&Sample) -> Option<f64>,
+    ) -> Option<Ratio> {
         let ours = row.rounds.get(self.index(Kind::Sockloop)?)?;
         let theirs = row.rounds.get(self.index(peer)?)?;
         let ratios: Vec<f64> = ours
@@ -288,6 +294,10 @@ pub fn render(results: &Results, rounds: usize) -> String {
         render_softirq(&mut s, results, label_w, has_sockloop);
     }
 
+    if has_sockloop && results.kinds.contains(&Kind::Baseline) {
+        render_ab(&mut s, results, label_w);
+    }
+
     for row in results.rows.iter().filter(|r| r.case.idle > 0) {
         let conns = row.case.idle + row.case.active;
         let _ = writeln!(
@@ -379,6 +389,92 @@ fn render_softirq(s: &mut String, results: &Results, label_w: usize, has_sockloo
     }
 }
 
+/// A figure of the A/B table: its heading and how to read it off a sample (`None`: not
+/// measured in that round).
+type Figure = (&'static str, fn(&Sample) -> Option<f64>);
+
+/// The figures the A/B table compares, those measured in this run: CPU per message (with the
+/// deferred softirq work too, if read), throughput, the client's latency and, if counted,
+/// system calls per message.
+fn ab_figures(results: &Results) -> Vec<Figure> {
+    let any = |f: fn(&Sample) -> Option<f64>| {
+        results
+            .rows
+            .iter()
+            .any(|r| r.rounds.iter().flatten().flatten().any(|x| f(x).is_some()))
+    };
+    let mut figures: Vec<Figure> = vec![("CPU µs/msg", |x| Some(x.cpu_us_per_msg))];
+    let softirq: fn(&Sample) -> Option<f64> = |x| Some(x.cpu_us_per_msg + x.softirq_us_per_msg?);
+    if any(softirq) {
+        figures.push(("CPU+softirq/msg", softirq));
+    }
+    figures.extend([
+        (
+            "msgs/s",
+            (|x| Some(x.msgs_per_sec)) as fn(&Sample) -> Option<f64>,
+        ),
+        ("p50 µs", |x| Some(x.p50_us)),
+        ("p99 µs", |x| Some(x.p99_us)),
+    ]);
+    if any(|x| x.syscalls_per_msg) {
+        figures.push(("syscalls/msg", |x| x.syscalls_per_msg));
+    }
+    figures
+}
+
+/// The A/B table: each figure of sockloop (this build) over the baseline build's, as the median
+/// [range] of the per-round ratios.
+fn render_ab(s: &mut String, results: &Results, label_w: usize) {
+    let figures = ab_figures(results);
+    let _ = writeln!(
+        s,
+        "\nA/B, this build over the baseline build (--baseline): sockloop/baseline per figure, median [range] of the per-round ratios\n\
+         (below 1 is better for CPU, latency and system calls, above 1 for msgs/s; syscalls/msg only from the rounds with the system-call pass)"
+    );
+    let _ = write!(s, "{:label_w$}", "case conns");
+    for (name, _) in &figures {
+        let _ = write!(s, " | {name:^19}");
+    }
+    let _ = writeln!(s);
+    for row in &results.rows {
+        let _ = write!(s, "{:label_w$}", row.case.label());
+        for &(_, f) in &figures {
+            let text = results
+                .ratio(row, Kind::Baseline, f)
+                .map_or("-".to_string(), |r| {
+                    format!("{:.3} [{:.2}-{:.2}]", r.median, r.min, r.max)
+                });
+            let _ = write!(s, " | {text:>19}");
+        }
+        let _ = writeln!(s);
+    }
+}
+
+/// Writes `echo-ab.csv` into `dir` if the run compared sockloop with a baseline build: per case
+/// and figure, the median and range of the per-round ratios sockloop/baseline. Returns whether
+/// it wrote the file.
+pub fn write_ab_csv(results: &Results, dir: &Path) -> io::Result<bool> {
+    if !(results.kinds.contains(&Kind::Sockloop) && results.kinds.contains(&Kind::Baseline)) {
+        return Ok(false);
+    }
+    let mut csv = String::from(
+        "case,active_connections,idle_connections,figure,ratio_median,ratio_min,ratio_max\n",
+    );
+    for row in &results.rows {
+        for (name, f) in ab_figures(results) {
+            if let Some(r) = results.ratio(row, Kind::Baseline, f) {
+                let _ = writeln!(
+                    csv,
+                    "{},{},{},{name},{:.4},{:.4},{:.4}",
+                    row.case.name, row.case.active, row.case.idle, r.median, r.min, r.max
+                );
+            }
+        }
+    }
+    fs::write(dir.join("echo-ab.csv"), csv)?;
+    Ok(true)
+}
+
 const CSV_HEADER: &str = "case,active_connections,idle_connections,server,round,msgs_per_sec,\
     p50_us,p99_us,cpu_us_per_msg,cpu_ratio_sockloop_over_server,syscalls_per_msg,\
     msgs_per_epoll_wait,server_cpu_pct,ksoftirqd_us_per_msg,\
@@ -444,6 +540,7 @@ fn colour(kind: Kind) -> RGBColor {
         Kind::Sockloop => RGBColor(0xd6, 0x27, 0x28),
         Kind::Tokio => RGBColor(0x1f, 0x77, 0xb4),
         Kind::Mio => RGBColor(0x2c, 0xa0, 0x2c),
+        Kind::Baseline => RGBColor(0x7f, 0x7f, 0x7f),
     }
 }
 

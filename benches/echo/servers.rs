@@ -20,9 +20,14 @@
 //! buffer until the socket is drained (sockloop's shared read buffer is 64 KiB), never write.
 //! Without the variable nothing changes: no second listener, and every other line is answered
 //! with the echoed-byte count as before.
+//!
+//! A fourth kind, `baseline`, is sockloop's server from another build of the same bench (an A/B
+//! of two versions of the library, `--baseline PATH`): [`spawn`] starts that binary as its
+//! `sockloop`, so it answers the same questions; this binary never serves it itself.
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -32,6 +37,8 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use socket2::{Domain, Socket, Type};
 use sockloop::{Context, Handler, Input, ListenOptions, Reactor};
+
+use crate::common::process::ServerProcess;
 
 /// Listen backlog of every server; the kernel clamps it to `net.core.somaxconn`.
 const BACKLOG: i32 = 4096;
@@ -85,9 +92,14 @@ pub enum Kind {
     Sockloop,
     Tokio,
     Mio,
+    /// sockloop's server from another build of the same bench (`--baseline PATH`): that binary
+    /// re-executed as its `Sockloop` kind, for an A/B of two versions of the library. This
+    /// binary never serves it itself.
+    Baseline,
 }
 
 impl Kind {
+    /// The servers compared by default.
     pub const ALL: [Kind; 3] = [Kind::Sockloop, Kind::Tokio, Kind::Mio];
 
     pub fn name(self) -> &'static str {
@@ -95,11 +107,79 @@ impl Kind {
             Kind::Sockloop => "sockloop",
             Kind::Tokio => "tokio",
             Kind::Mio => "mio",
+            Kind::Baseline => "baseline",
         }
     }
 
+    /// The kind named `name`, `baseline` included.
     pub fn parse(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == name)
+        Kind::ALL
+            .into_iter()
+            .chain([Kind::Baseline])
+            .find(|k| k.name() == name)
+    }
+}
+
+/// Starts a server of `kind` in a child process that `env` names the kind to, under
+/// `taskset -c CPU` if `cpu` is given: this binary re-executed, or for [`Kind::Baseline`] the
+/// `baseline` binary asked for its `sockloop` server (same variable, same placement).
+pub fn spawn(
+    kind: Kind,
+    env: &str,
+    baseline: Option<&Path>,
+    cpu: Option<usize>,
+) -> io::Result<ServerProcess> {
+    match (kind, baseline) {
+        (Kind::Baseline, Some(exe)) => {
+            ServerProcess::spawn_exe(exe, env, Kind::Sockloop.name(), kind.name(), cpu)
+        }
+        (Kind::Baseline, None) => Err(io::Error::other("no baseline binary (--baseline PATH)")),
+        _ => ServerProcess::spawn(env, kind.name(), cpu),
+    }
+}
+
+/// The baseline binary of an A/B run, checked and made absolute (`taskset` would look a bare
+/// name up in `PATH`), from the `--baseline` option or else from the variable `env_name`.
+pub fn baseline_exe(option: Option<PathBuf>, env_name: &str) -> Result<Option<PathBuf>, String> {
+    let Some(path) = option.or_else(|| std::env::var_os(env_name).map(PathBuf::from)) else {
+        return Ok(None);
+    };
+    let exe = path
+        .canonicalize()
+        .map_err(|e| format!("baseline {}: {e}", path.display()))?;
+    if !exe.is_file() {
+        return Err(format!("baseline {}: not a file", exe.display()));
+    }
+    Ok(Some(exe))
+}
+
+/// The servers to run: `names` (or the defaults, with `baseline` added when there is a
+/// baseline binary), each once, in the order given.
+pub fn kinds(names: Option<Vec<String>>, baseline: Option<&Path>) -> Result<Vec<Kind>, String> {
+    let names = names.unwrap_or_else(|| {
+        let defaults = Kind::ALL
+            .into_iter()
+            .chain(baseline.map(|_| Kind::Baseline));
+        defaults.map(|k| k.name().to_string()).collect()
+    });
+    let mut kinds = Vec::new();
+    for name in &names {
+        let kind = Kind::parse(name.trim())
+            .ok_or_else(|| format!("unknown server {name:?} (sockloop, tokio, mio, baseline)"))?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    match (kinds.contains(&Kind::Baseline), baseline) {
+        (true, None) => Err("server baseline needs --baseline PATH".to_string()),
+        (false, Some(exe)) => {
+            println!(
+                "note: --baseline {} given, but baseline is not among the servers",
+                exe.display()
+            );
+            Ok(kinds)
+        }
+        _ => Ok(kinds),
     }
 }
 
@@ -132,6 +212,10 @@ pub fn serve(kind: &str) -> ExitCode {
         Kind::Sockloop => run_sockloop(sink),
         Kind::Tokio => run_tokio(sink),
         Kind::Mio => run_mio(sink),
+        // The bench starts the baseline build's own binary as `sockloop` instead.
+        Kind::Baseline => Err(io::Error::other(
+            "the baseline is served by its own binary (--baseline PATH) as its sockloop",
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

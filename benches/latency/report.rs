@@ -1,5 +1,6 @@
 //! The latency bench's results: medians and ranges over rounds, per-round ratios of sockloop to
-//! tokio, the tables on stdout and the CSV files.
+//! tokio (and to a baseline build of sockloop, in an A/B), the tables on stdout and the CSV
+//! files.
 
 use std::fmt;
 use std::path::Path;
@@ -101,6 +102,23 @@ impl Results {
     fn has_ratio(&self) -> bool {
         self.kinds.contains(&Kind::Sockloop) && self.kinds.contains(&Kind::Tokio)
     }
+
+    /// Whether sockloop and a baseline build of it were run (an A/B).
+    fn has_baseline(&self) -> bool {
+        self.kinds.contains(&Kind::Sockloop) && self.kinds.contains(&Kind::Baseline)
+    }
+
+    /// The peers whose ratio sockloop/peer the tables show: tokio and the baseline, if run.
+    fn ratio_peers(&self) -> Vec<Kind> {
+        let mut peers = Vec::new();
+        if self.has_ratio() {
+            peers.push(Kind::Tokio);
+        }
+        if self.has_baseline() {
+            peers.push(Kind::Baseline);
+        }
+        peers
+    }
 }
 
 /// A figure of the samples as one table shows it.
@@ -167,14 +185,22 @@ const TABLES: [Table; 4] = [
 pub fn render(results: &Results, rounds: usize) -> String {
     let mut text = String::new();
     let ratio = results.has_ratio();
+    let peers = results.ratio_peers();
+    let ratio_names: Vec<String> = peers
+        .iter()
+        .map(|peer| format!("sockloop/{}", peer.name()))
+        .collect();
     for table in &TABLES {
         text.push_str(&format!(
             "\n{}: median over {rounds} round(s) [min–max]{}\n\n",
             table.title,
-            if ratio {
-                "; sockloop/tokio: median of the per-round ratios [their range]"
+            if peers.is_empty() {
+                String::new()
             } else {
-                ""
+                format!(
+                    "; {}: median of the per-round ratios [their range]",
+                    ratio_names.join(", ")
+                )
             }
         ));
         let mut header = String::from("| point |");
@@ -183,8 +209,8 @@ pub fn render(results: &Results, rounds: usize) -> String {
             header.push_str(&format!(" {} |", kind.name()));
             rule.push_str("---|");
         }
-        if ratio {
-            header.push_str(" sockloop/tokio |");
+        for name in &ratio_names {
+            header.push_str(&format!(" {name} |"));
             rule.push_str("---|");
         }
         text.push_str(&format!("{header}\n{rule}\n"));
@@ -194,13 +220,9 @@ pub fn render(results: &Results, rounds: usize) -> String {
                 let values = results.values(p, kind, table.field);
                 line.push_str(&format!(" {} |", cell(values, table.format)));
             }
-            if ratio {
-                let r = results.ratio(p, Kind::Sockloop, Kind::Tokio, table.field);
-                if r.median.is_nan() {
-                    line.push_str(" - |");
-                } else {
-                    line.push_str(&format!(" {r} |"));
-                }
+            for &peer in &peers {
+                let r = results.ratio(p, Kind::Sockloop, peer, table.field);
+                line.push_str(&format!(" {} |", ratio_cell(r)));
             }
             text.push_str(&line);
             text.push('\n');
@@ -284,8 +306,56 @@ pub fn render(results: &Results, rounds: usize) -> String {
             ));
         }
     }
+    if results.has_baseline() {
+        render_ab(&mut text, results);
+    }
     text
 }
+
+/// "median [min–max]" of a ratio, or "-" where no round measured both sides.
+fn ratio_cell(r: Ratio) -> String {
+    if r.median.is_nan() {
+        "-".to_string()
+    } else {
+        r.to_string()
+    }
+}
+
+/// The A/B table: per point, each main figure of sockloop (this build) over the baseline
+/// build's, as the median [range] of the per-round ratios.
+fn render_ab(text: &mut String, results: &Results) {
+    text.push_str(
+        "\nA/B, this build over the baseline build (--baseline): sockloop/baseline, median of the per-round ratios [their range]\n\
+         (below 1 is better for the round trips, above 1 for the load's throughput)\n\n",
+    );
+    let mut header = String::from("| point |");
+    let mut rule = String::from("|---|");
+    for (name, _) in AB_FIGURES {
+        header.push_str(&format!(" {name} |"));
+        rule.push_str("---|");
+    }
+    text.push_str(&format!("{header}\n{rule}\n"));
+    for (p, point) in results.points.iter().enumerate() {
+        let mut line = format!("| {point} |");
+        for (_, field) in AB_FIGURES {
+            let r = results.ratio(p, Kind::Sockloop, Kind::Baseline, field);
+            line.push_str(&format!(" {} |", ratio_cell(r)));
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+}
+
+/// A figure of a sample (`None`: not measured, as the load's throughput at 0).
+type Field = fn(&Sample) -> Option<f64>;
+
+/// The figures of the A/B table and of `latency-ab.csv`.
+const AB_FIGURES: [(&str, Field); 4] = [
+    ("p50", |s| Some(s.p50_us)),
+    ("p99", |s| Some(s.p99_us)),
+    ("max", |s| Some(s.max_us)),
+    ("load MiB/s", |s| s.load_mib_s),
+];
 
 fn opt(x: Option<f64>, decimals: usize) -> String {
     match x {
@@ -365,11 +435,24 @@ pub fn write_csv(results: &Results, dir: &Path) -> Result<(), String> {
             s.seconds
         ));
     }
-    out::write_csv_files(
-        dir,
-        [
-            ("latency.csv".to_string(), medians),
-            ("latency-rounds.csv".to_string(), rounds),
-        ],
-    )
+    let mut files = vec![
+        ("latency.csv".to_string(), medians),
+        ("latency-rounds.csv".to_string(), rounds),
+    ];
+    if results.has_baseline() {
+        let mut ab = String::from("point,figure,ratio_median,ratio_min,ratio_max\n");
+        for (p, point) in results.points.iter().enumerate() {
+            for (name, field) in AB_FIGURES {
+                let r = results.ratio(p, Kind::Sockloop, Kind::Baseline, field);
+                if !r.median.is_nan() {
+                    ab.push_str(&format!(
+                        "{point},{name},{:.4},{:.4},{:.4}\n",
+                        r.median, r.min, r.max
+                    ));
+                }
+            }
+        }
+        files.push(("latency-ab.csv".to_string(), ab));
+    }
+    out::write_csv_files(dir, files)
 }
