@@ -38,6 +38,7 @@ pub(crate) struct Written {
 
 impl<H> Conn<H> {
     /// Reads once into `buf`, through the transport.
+    #[inline]
     pub(crate) fn read_step(&mut self, buf: &mut [u8]) -> ReadStep {
         loop {
             match self.transport.read(&self.stream, buf) {
@@ -53,6 +54,7 @@ impl<H> Conn<H> {
 
     /// Writes queued output until the queue is empty or the socket is full. A full socket
     /// sets `WriteBlocked`, which asks for `on_drained` once the queue empties.
+    #[inline]
     pub(crate) fn write_step(&mut self, pool: &mut BufPool) -> (WriteStep, Written) {
         let mut written = Written::default();
         let step = loop {

@@ -64,6 +64,7 @@ impl Calls {
 
 /// Runs `f`, applying `policy` to a panic: `Err` with the panic's message if the source alone
 /// should pay (the policy is to close it); otherwise the panic unwinds on or aborts the process.
+#[inline]
 fn guarded<R>(policy: PanicPolicy, who: &dyn Display, f: impl FnOnce() -> R) -> Result<R, String> {
     if policy == PanicPolicy::Unwind {
         return Ok(f());
