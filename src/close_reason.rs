@@ -49,6 +49,20 @@ pub enum CloseReason {
     /// The handler panicked (the message is given); the connection was reset and the reactor
     /// went on serving the others.
     Panicked(String),
+    /// A TLS connection's peer ended the stream without the `close_notify` that says it meant
+    /// to: what it sent last may have been cut off. Reported after every plaintext byte was
+    /// delivered (and after `on_read_closed`, which the handler hears as for a FIN).
+    Truncated,
+    /// A TLS handshake did not complete within the listener's handshake timeout
+    /// ([`ListenOptions::tls_handshake_timeout`](crate::ListenOptions)); the handler never heard
+    /// `on_open`.
+    HandshakeTimeout,
+    /// A fatal TLS error: a failed handshake (no common version or cipher, a certificate that
+    /// does not verify, garbage instead of a ClientHello) or a bad record. The alert rustls
+    /// queued was sent before the close. After a failed handshake the handler never heard
+    /// `on_open`.
+    #[cfg(feature = "tls")]
+    Tls(rustls::Error),
 }
 
 impl CloseReason {
@@ -62,8 +76,21 @@ impl CloseReason {
     pub fn is_error(&self) -> bool {
         matches!(
             self,
-            CloseReason::ConnectFailed(_) | CloseReason::Error(_) | CloseReason::Panicked(_)
-        )
+            CloseReason::ConnectFailed(_)
+                | CloseReason::Error(_)
+                | CloseReason::Panicked(_)
+                | CloseReason::Truncated
+        ) || self.is_tls_error()
+    }
+
+    #[cfg(feature = "tls")]
+    fn is_tls_error(&self) -> bool {
+        matches!(self, CloseReason::Tls(_))
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn is_tls_error(&self) -> bool {
+        false
     }
 }
 
@@ -81,6 +108,12 @@ impl fmt::Display for CloseReason {
             CloseReason::InputLimit => f.write_str("input limit exceeded"),
             CloseReason::OutputLimit => f.write_str("output limit exceeded"),
             CloseReason::FirstBytesTimeout => f.write_str("first bytes timeout"),
+            CloseReason::Truncated => {
+                f.write_str("truncated: the stream ended without TLS close_notify")
+            }
+            CloseReason::HandshakeTimeout => f.write_str("TLS handshake timeout"),
+            #[cfg(feature = "tls")]
+            CloseReason::Tls(e) => write!(f, "TLS error: {e}"),
         }
     }
 }

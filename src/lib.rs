@@ -61,6 +61,8 @@ mod sources;
 mod stats;
 mod sys;
 mod timers;
+#[cfg(feature = "tls")]
+mod tls;
 mod udp;
 
 pub use close_reason::CloseReason;
@@ -75,11 +77,18 @@ pub use reactor::Reactor;
 pub use sources::Readiness;
 pub use stats::{ClosedStats, Stats};
 pub use timers::TimerId;
+#[cfg(feature = "tls")]
+pub use tls::TlsInfo;
 pub use udp::{DatagramHandler, UdpContext, UDP_QUEUE_LIMIT};
 
 /// The `mio` crate sockloop is built on, for [`Reactor::add_source`] (`Interest`, `event::Source`,
 /// `unix::pipe`, ...) without a separate dependency that must match versions.
 pub use mio;
+
+/// The `rustls` crate sockloop's TLS is built on (feature `tls`), for its configurations
+/// (`ServerConfig`, `ClientConfig`) without a separate dependency that must match versions.
+#[cfg(feature = "tls")]
+pub use rustls;
 
 /// The README's Rust examples, compiled and run as doctests so they cannot drift from the API.
 #[cfg(doctest)]

@@ -41,6 +41,12 @@ pub struct ClosedStats {
     pub output_limit: u64,
     /// Closed for not completing a first message in time ([`CloseReason::FirstBytesTimeout`]).
     pub first_bytes_timeout: u64,
+    /// TLS streams that ended without `close_notify` ([`CloseReason::Truncated`]).
+    pub truncated: u64,
+    /// TLS handshakes that did not complete in time ([`CloseReason::HandshakeTimeout`]).
+    pub handshake_timeout: u64,
+    /// Connections ended by a TLS error (`CloseReason::Tls`, with the `tls` feature).
+    pub tls_error: u64,
 }
 
 impl ClosedStats {
@@ -63,6 +69,9 @@ impl ClosedStats {
             + self.input_limit
             + self.output_limit
             + self.first_bytes_timeout
+            + self.truncated
+            + self.handshake_timeout
+            + self.tls_error
     }
 }
 
@@ -155,7 +164,7 @@ impl fmt::Display for Stats {
             f,
             "open {} | accepted {} connected {} | closed {} (peer {}, local {}, aborted {}, \
              error {}, connect failed {}, idle {}, shutdown {}, panicked {}, input limit {}, output limit {}, \
-             first bytes {}) | read {} B in {} reads, written {} B in {} writes | still-ready {} | accept errors {} rejected {} | timers {} | iterations {} ({:.2} events each)",
+             first bytes {}, truncated {}, handshake timeout {}, tls error {}) | read {} B in {} reads, written {} B in {} writes | still-ready {} | accept errors {} rejected {} | timers {} | iterations {} ({:.2} events each)",
             self.open_connections,
             self.accepted,
             self.connected,
@@ -171,6 +180,9 @@ impl fmt::Display for Stats {
             c.input_limit,
             c.output_limit,
             c.first_bytes_timeout,
+            c.truncated,
+            c.handshake_timeout,
+            c.tls_error,
             self.bytes_read,
             self.reads,
             self.bytes_written,
@@ -209,6 +221,9 @@ impl std::ops::Add for ClosedStats {
             input_limit: self.input_limit + o.input_limit,
             output_limit: self.output_limit + o.output_limit,
             first_bytes_timeout: self.first_bytes_timeout + o.first_bytes_timeout,
+            truncated: self.truncated + o.truncated,
+            handshake_timeout: self.handshake_timeout + o.handshake_timeout,
+            tls_error: self.tls_error + o.tls_error,
         }
     }
 }
@@ -268,6 +283,10 @@ impl Counters {
             CloseReason::InputLimit => c.input_limit += 1,
             CloseReason::OutputLimit => c.output_limit += 1,
             CloseReason::FirstBytesTimeout => c.first_bytes_timeout += 1,
+            CloseReason::Truncated => c.truncated += 1,
+            CloseReason::HandshakeTimeout => c.handshake_timeout += 1,
+            #[cfg(feature = "tls")]
+            CloseReason::Tls(_) => c.tls_error += 1,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::{BufPool, Conn, Flag};
+use super::{transport, BufPool, Conn, Flag};
 
 /// What one read found.
 #[derive(Debug)]
@@ -16,6 +16,20 @@ pub(crate) enum ReadStep {
     Drained,
     /// The connection failed (a reset, a timeout, ...).
     Error(io::Error),
+    /// The transport queued bytes to send (a handshake message, an alert); nothing for the
+    /// handler yet.
+    #[cfg(feature = "tls")]
+    Wrote,
+    /// The TLS handshake completed: the connection is open for the handler.
+    #[cfg(feature = "tls")]
+    Established,
+    /// The stream ended without the TLS `close_notify` that says the peer meant to stop: what
+    /// came before may have been cut short. Reported after all plaintext was read.
+    #[cfg(feature = "tls")]
+    Truncated,
+    /// A fatal TLS error; its alert is queued for the peer.
+    #[cfg(feature = "tls")]
+    Tls(rustls::Error),
 }
 
 /// What writing the queued output came to.
@@ -37,19 +51,16 @@ pub(crate) struct Written {
 }
 
 impl<H> Conn<H> {
-    /// Reads once into `buf`, through the transport.
+    /// Reads once into `buf`, through the transport (which may queue output of its own).
     #[inline]
-    pub(crate) fn read_step(&mut self, buf: &mut [u8]) -> ReadStep {
-        loop {
-            match self.transport.read(&self.stream, buf) {
-                Ok(0) => return ReadStep::Fin,
-                Ok(n) => return ReadStep::Data(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadStep::Drained,
-                // A signal interrupted the call; nothing was read.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return ReadStep::Error(e),
-            }
-        }
+    pub(crate) fn read_step(&mut self, buf: &mut [u8], pool: &mut BufPool) -> ReadStep {
+        transport::read(
+            self.extra.as_deref_mut(),
+            &self.stream,
+            buf,
+            &mut self.bufs,
+            pool,
+        )
     }
 
     /// Writes queued output until the queue is empty or the socket is full. A full socket

@@ -6,6 +6,7 @@
 //! ```text
 //!             connect ok                 peer FIN
 //! Connecting ───────────▶ Open ───────────────────▶ ReadClosed ──┐
+//!     │   (TLS:) └──▶ Handshaking ──▲  handshake done; accepted TLS connections start here
 //!     │                  │  │  shutdown_write          │          │ close()/default
 //!     │ connect error    │  └──────────▶ WriteClosed   │ close()  ▼
 //!     │                  │ close()            │ FIN    └──────▶ Closing ──▶ Closed
@@ -30,6 +31,8 @@
 mod buf;
 mod flags;
 mod io_step;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 use std::io;
@@ -39,7 +42,9 @@ use std::time::Duration;
 pub(crate) use buf::{BufPool, Queues};
 pub(crate) use flags::{Flag, Flags};
 pub(crate) use io_step::{ReadStep, WriteStep};
-pub(crate) use transport::Transport;
+#[cfg(feature = "tls")]
+pub(crate) use tls::TlsSession;
+use transport::Extra;
 
 use crate::close_reason::CloseReason;
 use crate::options::Limits;
@@ -50,6 +55,8 @@ use crate::sys::Stream;
 pub(crate) enum State {
     /// Outbound connect in progress.
     Connecting,
+    /// Connected, with a TLS handshake under way: the handler has not heard `on_open` yet.
+    Handshaking,
     /// Both directions open.
     Open,
     /// The peer sent FIN; we may still write.
@@ -80,17 +87,15 @@ pub(crate) enum ConnectCheck {
 /// One connection. `H` is its handler, which this layer only holds: the engine calls it.
 pub(crate) struct Conn<H> {
     pub(crate) stream: Stream,
-    /// Between the socket's bytes and the handler's: plain today (`src/conn/transport.rs`).
-    transport: Transport,
     /// Taken out while one of its callbacks runs, so the callback can borrow the reactor.
     handler: Option<H>,
     pub(crate) state: State,
     pub(crate) flags: Flags,
     /// Unconsumed input and unsent output; holds no memory while both are empty.
     pub(crate) bufs: Queues,
-    /// Why it closed; boxed because it is needed once, at the end, and an idle connection
-    /// should not pay 16 bytes for it.
-    reason: Option<Box<CloseReason>>,
+    /// Why it closed, and a TLS session if it has one: what only some connections need, boxed
+    /// so that a plain one pays 8 bytes for it (`src/conn/transport.rs`).
+    extra: Option<Box<Extra>>,
     /// Coarse loop time (ms) of the last read or write: idle and linger checks compare against
     /// it, so activity costs one store.
     pub(crate) last_active: u64,
@@ -111,12 +116,11 @@ impl<H> Conn<H> {
     ) -> Conn<H> {
         Conn {
             stream,
-            transport: Transport::Plain,
             handler: Some(handler),
             state,
             flags: Flags::default(),
             bufs: Queues::default(),
-            reason: None,
+            extra: None,
             last_active: now_ms,
             idle_ms: 0,
             class,
@@ -193,12 +197,38 @@ impl<H> Conn<H> {
         self.state == State::Connecting
     }
 
-    /// Open, half-closed either way: the handler may still hear from it.
+    /// Open (or finishing its TLS handshake), half-closed either way: not connecting, not
+    /// closing.
     pub(crate) fn is_open(&self) -> bool {
         matches!(
             self.state,
-            State::Open | State::ReadClosed | State::WriteClosed
+            State::Handshaking | State::Open | State::ReadClosed | State::WriteClosed
         )
+    }
+
+    /// The TLS handshake is under way.
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.state == State::Handshaking
+    }
+
+    /// Whether the connection speaks TLS.
+    pub(crate) fn has_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls().is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    /// Gives the connection a TLS session.
+    #[cfg(feature = "tls")]
+    pub(crate) fn set_tls(&mut self, session: TlsSession) {
+        self.extra.get_or_insert_with(Default::default).tls = Some(session);
+    }
+
+    /// Its TLS session, if it has one.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(&self) -> Option<&TlsSession> {
+        self.extra.as_ref().and_then(|x| x.tls.as_ref())
     }
 
     /// Not closed (or about to be released).
@@ -213,7 +243,7 @@ impl<H> Conn<H> {
 
     /// Replaces the recorded close reason (a forced close that should say why it happened).
     pub(crate) fn override_reason(&mut self, reason: CloseReason) {
-        self.reason = Some(Box::new(reason));
+        self.extra.get_or_insert_with(Default::default).reason = Some(reason);
     }
 
     pub(crate) fn queued(&self) -> usize {
@@ -240,7 +270,7 @@ impl<H> Conn<H> {
     pub(crate) fn accepts_output(&self) -> bool {
         matches!(
             self.state,
-            State::Connecting | State::Open | State::ReadClosed
+            State::Connecting | State::Handshaking | State::Open | State::ReadClosed
         ) && !self.flags.fin_pending()
     }
 
@@ -251,13 +281,13 @@ impl<H> Conn<H> {
 
     /// Queues the handler's bytes for the socket, through the transport.
     pub(crate) fn queue_output(&mut self, pool: &mut BufPool, data: &[u8]) {
-        self.transport.encode(data, &mut self.bufs, pool);
+        transport::encode(self.extra.as_deref_mut(), data, &mut self.bufs, pool);
     }
 
     /// Queues what the transport sends before our FIN (once a FIN has been asked for: the
     /// handler can write no more).
     pub(crate) fn finish_output(&mut self, pool: &mut BufPool) {
-        self.transport.finish(&mut self.bufs, pool);
+        transport::finish(self.extra.as_deref_mut(), &mut self.bufs, pool);
     }
 
     /// Whether a pending outbound connect has completed.
@@ -282,8 +312,9 @@ impl<H> Conn<H> {
             return false;
         }
         self.state = State::Closed;
-        if self.reason.is_none() {
-            self.reason = Some(Box::new(reason));
+        let extra = self.extra.get_or_insert_with(Default::default);
+        if extra.reason.is_none() {
+            extra.reason = Some(reason);
         }
         true
     }
@@ -291,7 +322,10 @@ impl<H> Conn<H> {
     /// Takes what `on_close` needs, dropping the socket (the fd is closed, which also removes it
     /// from epoll: no `epoll_ctl(DEL)` system call is spent per close).
     pub(crate) fn into_parts(self) -> (Option<H>, CloseReason, Queues) {
-        let reason = self.reason.map_or(CloseReason::Local, |r| *r);
+        let reason = self
+            .extra
+            .and_then(|x| x.reason)
+            .unwrap_or(CloseReason::Local);
         (self.handler, reason, self.bufs)
     }
 }

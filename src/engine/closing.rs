@@ -84,7 +84,9 @@ impl Core {
         match conn.state {
             State::Closing | State::Closed => {}
             State::Connecting => self.close_with(id, CloseReason::Local),
-            State::Open | State::ReadClosed | State::WriteClosed => self.enter_closing(id),
+            State::Handshaking | State::Open | State::ReadClosed | State::WriteClosed => {
+                self.enter_closing(id)
+            }
         }
         Ok(())
     }
@@ -93,7 +95,7 @@ impl Core {
     pub(crate) fn shutdown_write(&mut self, id: ConnId) -> io::Result<()> {
         let conn = self.slots.conn_mut(id).ok_or_else(gone)?;
         match conn.state {
-            State::Open | State::Connecting => {
+            State::Open | State::Connecting | State::Handshaking => {
                 conn.flags.set(Flag::FinPending, true);
                 conn.finish_output(&mut self.output.pool);
             }

@@ -129,8 +129,18 @@ impl Core {
             }
             budget -= 1;
             self.counters.stats.reads += 1;
-            match conn.read_step(rbuf) {
+            match conn.read_step(rbuf, &mut self.output.pool) {
                 ReadStep::Fin => return self.on_fin(id),
+                // The transport's own output (a handshake message, an alert) leaves with the
+                // turn's replies.
+                #[cfg(feature = "tls")]
+                ReadStep::Wrote => self.mark_dirty(id),
+                #[cfg(feature = "tls")]
+                ReadStep::Established => self.established(id),
+                #[cfg(feature = "tls")]
+                ReadStep::Truncated => return self.truncated(id),
+                #[cfg(feature = "tls")]
+                ReadStep::Tls(e) => return self.tls_failed(id, e),
                 ReadStep::Data(n) => {
                     self.counters.stats.bytes_read += n as u64;
                     // A closing connection reads only to find the peer's FIN; its input is moot,
@@ -228,8 +238,48 @@ impl Core {
             State::Closing if conn.flags.fin_sent() => {
                 self.close_with(id, CloseReason::Local);
             }
+            // Gone before its TLS handshake was done: the handler never heard of it open.
+            State::Handshaking => self.close_with(id, CloseReason::PeerClosed),
             _ => {}
         }
+    }
+
+    /// The TLS handshake completed: the connection is open for its handler, which hears
+    /// `on_open` (and `on_shutdown` too if a graceful shutdown began meanwhile).
+    #[cfg(feature = "tls")]
+    fn established(&mut self, id: ConnId) {
+        let Some(conn) = self.slots.conn_mut(id) else {
+            return;
+        };
+        if conn.state != State::Handshaking {
+            return;
+        }
+        conn.state = State::Open;
+        log::debug!("{id}: TLS handshake done");
+        self.opened(id);
+    }
+
+    /// The stream ended without TLS's `close_notify`, after every plaintext byte was delivered.
+    /// It ends like a FIN (the handler hears `on_read_closed` and may still answer), and the
+    /// connection's close reason says it was cut: what came last may be missing.
+    #[cfg(feature = "tls")]
+    fn truncated(&mut self, id: ConnId) {
+        log::debug!("{id}: the stream ended without a TLS close_notify (truncated)");
+        if let Some(conn) = self.slots.conn_mut(id) {
+            conn.override_reason(CloseReason::Truncated);
+        }
+        self.on_fin(id);
+    }
+
+    /// A fatal TLS error (a failed handshake, a bad record): the alert rustls queued is sent,
+    /// then the connection closes with the error as its reason.
+    #[cfg(feature = "tls")]
+    fn tls_failed(&mut self, id: ConnId, e: rustls::Error) {
+        log::debug!("{id}: TLS error: {e}");
+        if let Some(conn) = self.slots.conn_mut(id) {
+            conn.override_reason(CloseReason::Tls(e));
+        }
+        let _ = self.close(id, crate::conn::CloseMode::Graceful);
     }
 
     /// The flush decision after one connection event of step 3, from what its callbacks

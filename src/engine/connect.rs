@@ -35,10 +35,46 @@ impl Core {
         options: &ConnectOptions,
         handler: Box<dyn Handler>,
     ) -> ConnId {
-        match self.classes.outbound(options.limits) {
+        let id = match self.classes.outbound(options.limits) {
             Ok(class) => self.connect_class(addr, None, handler, class),
-            Err(e) => self.failed_connect(handler, e),
+            Err(e) => return self.failed_connect(handler, e),
+        };
+        #[cfg(feature = "tls")]
+        if let Some((config, name)) = &options.tls {
+            let session = rustls::ClientConnection::new(config.clone(), name.clone())
+                .map(rustls::Connection::Client);
+            self.start_tls(id, session, crate::options::TLS_HANDSHAKE_TIMEOUT);
         }
+        id
+    }
+
+    /// Gives connection `id` its TLS session (a client's queues its ClientHello now) and arms
+    /// the handshake's deadline; a session that could not be made closes the connection.
+    #[cfg(feature = "tls")]
+    pub(crate) fn start_tls(
+        &mut self,
+        id: ConnId,
+        session: Result<rustls::Connection, rustls::Error>,
+        timeout: std::time::Duration,
+    ) {
+        let session = match session {
+            Ok(session) => session,
+            Err(e) => {
+                log::debug!("{id}: no TLS session: {e}");
+                return self.close_with(id, crate::close_reason::CloseReason::Tls(e));
+            }
+        };
+        let Some(conn) = self.slots.conn_mut(id) else {
+            return;
+        };
+        let session = crate::conn::TlsSession::new(session, &mut conn.bufs, &mut self.output.pool);
+        conn.set_tls(session);
+        let at = std::time::Instant::now() + timeout;
+        self.timers
+            .queue
+            .insert(at, super::TimerAction::HandshakeTimeout(id));
+        // A server's session has nothing to send yet; a client's ClientHello goes out once the
+        // TCP connect completes (`connected`).
     }
 
     fn connect_class(
@@ -113,14 +149,25 @@ impl Core {
         Ok(id)
     }
 
-    /// An outbound connect completed: the handler hears `on_open` (and `on_shutdown` too if a
-    /// graceful shutdown began meanwhile), and what it wrote is sent.
+    /// An outbound connect completed. A TLS connection starts its handshake (its ClientHello
+    /// is already queued); any other is open: its handler hears `on_open`.
     pub(crate) fn connected(&mut self, id: ConnId) {
-        if let Some(conn) = self.slots.conn_mut(id) {
-            conn.state = State::Open;
-        }
         self.counters.stats.connected += 1;
         log::debug!("{id}: connected");
+        let Some(conn) = self.slots.conn_mut(id) else {
+            return;
+        };
+        if conn.has_tls() {
+            conn.state = State::Handshaking;
+            return self.flush(id);
+        }
+        conn.state = State::Open;
+        self.opened(id);
+    }
+
+    /// Tells the handler its connection is open (and asks it to finish at once if a graceful
+    /// shutdown began meanwhile), then sends what it wrote.
+    pub(crate) fn opened(&mut self, id: ConnId) {
         self.call(id, |h, cx| h.on_open(cx));
         if self.shutdown.is_some() {
             // Opened during a graceful shutdown: it is asked to finish as well, but only now

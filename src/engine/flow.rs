@@ -183,4 +183,13 @@ impl Core {
         log::debug!("{id}: no complete first message in time ({held} bytes held); closing");
         self.close_with(id, CloseReason::FirstBytesTimeout);
     }
+
+    /// A TLS handshake deadline passed: close the connection if it is still handshaking.
+    #[cfg(feature = "tls")]
+    pub(crate) fn handshake_expired(&mut self, id: ConnId) {
+        if self.slots.conn(id).is_some_and(|c| c.is_handshaking()) {
+            log::debug!("{id}: TLS handshake not done in time; closing");
+            self.close_with(id, CloseReason::HandshakeTimeout);
+        }
+    }
 }

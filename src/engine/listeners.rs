@@ -58,6 +58,14 @@ fn log_due(last: &mut Option<Instant>) -> bool {
     }
 }
 
+/// What an accepted connection is set up with, from its listener's options.
+struct Setup {
+    idle: Option<Duration>,
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    handshake_timeout: Duration,
+}
+
 /// The reactor-wide connection limit and the listeners it (or a resource error) paused.
 pub(crate) struct Admission {
     /// Most open connections (accepted and outbound) before listeners stop accepting.
@@ -189,9 +197,14 @@ impl Core {
                             log::debug!("{id}: TCP_NODELAY not set for {peer}: {e}");
                         }
                     }
-                    let idle = listener.options.idle_timeout;
+                    let setup = Setup {
+                        idle: listener.options.idle_timeout,
+                        #[cfg(feature = "tls")]
+                        tls: listener.options.tls.clone(),
+                        handshake_timeout: listener.options.tls_handshake_timeout,
+                    };
                     let handler = (listener.factory)();
-                    self.open_accepted(stream, handler, &peer, idle, class);
+                    self.open_accepted(stream, handler, &peer, setup, class);
                 }
                 // Backlog drained.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -216,10 +229,18 @@ impl Core {
         stream: Stream,
         handler: Box<dyn Handler>,
         peer: &Peer,
-        idle: Option<Duration>,
+        setup: Setup,
         class: u16,
     ) {
-        let id = match self.add_conn(stream, handler, State::Open, class) {
+        #[cfg(feature = "tls")]
+        let state = if setup.tls.is_some() {
+            State::Handshaking
+        } else {
+            State::Open
+        };
+        #[cfg(not(feature = "tls"))]
+        let state = State::Open;
+        let id = match self.add_conn(stream, handler, state, class) {
             Ok(id) => id,
             Err((_handler, e)) => {
                 // The handler never saw the connection; dropping the socket closes it.
@@ -232,12 +253,19 @@ impl Core {
         if let Some(timeout) = self.classes.limits(class).first_bytes {
             self.arm_first_bytes(id, timeout);
         }
-        if let Some(idle) = idle {
+        if let Some(idle) = setup.idle {
             if let Some(conn) = self.slots.conn_mut(id) {
                 conn.set_idle(idle);
             }
             self.arm_idle(id, idle);
         }
+        #[cfg(feature = "tls")]
+        if let Some(config) = setup.tls {
+            // The handler hears `on_open` once the handshake is done (`conn_event.rs`).
+            let session = rustls::ServerConnection::new(config).map(rustls::Connection::Server);
+            return self.start_tls(id, session, setup.handshake_timeout);
+        }
+        let _ = setup.handshake_timeout;
         self.call(id, |h, cx| h.on_open(cx));
         self.flush(id);
     }

@@ -112,11 +112,12 @@ impl Core {
             let _ = self.remove_listener(id);
         }
         for id in self.conn_ids() {
-            // A connection still connecting gets `on_shutdown` right after its `on_open`.
+            // A connection still connecting (or in its TLS handshake) gets `on_shutdown` right after
+            // its `on_open`.
             if self
                 .slots
                 .conn(id)
-                .is_some_and(|c| c.is_live() && !c.is_connecting())
+                .is_some_and(|c| c.is_live() && !c.is_connecting() && !c.is_handshaking())
             {
                 self.call(id, |h, cx| h.on_shutdown(cx));
                 self.flush(id);

@@ -33,6 +33,9 @@ pub(crate) enum TimerAction {
     ShutdownDeadline,
     /// A connection's first-bytes deadline (`ListenOptions::first_bytes_timeout`).
     FirstBytes(ConnId),
+    /// A TLS connection's handshake deadline (`ListenOptions::tls_handshake_timeout`).
+    #[cfg(feature = "tls")]
+    HandshakeTimeout(ConnId),
 }
 
 /// The timer queue and the loop timers' callbacks.
@@ -160,6 +163,8 @@ impl Reactor {
                 TimerAction::Conn(id) => core.conn_timer(id, key),
                 TimerAction::IdleCheck(id) => core.idle_check(id),
                 TimerAction::FirstBytes(id) => core.first_bytes_expired(id),
+                #[cfg(feature = "tls")]
+                TimerAction::HandshakeTimeout(id) => core.handshake_expired(id),
                 TimerAction::ShutdownDeadline => self.shutdown_deadline(),
                 TimerAction::Loop(slot, gen) => self.fire_loop_timer(slot, gen, now),
             }

@@ -17,10 +17,33 @@ use super::limits::Limits;
 /// // the upstream server is slow to take what it is sent.
 /// let options = ConnectOptions::new().pause_reading_over_high(false).max_output(4 << 20);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct ConnectOptions {
     pub(crate) limits: Limits,
+    /// TLS: the client configuration and the name the server's certificate must carry.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
 }
+
+impl PartialEq for ConnectOptions {
+    /// Equal limits, and (with TLS) the same configuration object and server name.
+    fn eq(&self, other: &Self) -> bool {
+        #[cfg(feature = "tls")]
+        let same_tls = match (&self.tls, &other.tls) {
+            (None, None) => true,
+            (Some((a, an)), Some((b, bn))) => std::sync::Arc::ptr_eq(a, b) && an == bn,
+            _ => false,
+        };
+        #[cfg(not(feature = "tls"))]
+        let same_tls = true;
+        self.limits == other.limits && same_tls
+    }
+}
+
+impl Eq for ConnectOptions {}
 
 impl ConnectOptions {
     /// The defaults: watermarks 64 KiB / 256 KiB, output cap 16 MiB, input bound 1 MiB,
@@ -84,6 +107,38 @@ impl ConnectOptions {
     /// ```
     pub fn pause_reading_over_high(mut self, pause: bool) -> Self {
         self.limits.pause_reads = pause;
+        self
+    }
+
+    /// Speaks TLS with `config`, to a server whose certificate names `server_name` (the name is
+    /// also sent as SNI). The handler hears `on_open` once the handshake is done, and sees only
+    /// plaintext; see [`ListenOptions::tls`](crate::ListenOptions::tls) for the lifecycle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sockloop::rustls::{pki_types::ServerName, ClientConfig, RootCertStore};
+    /// use sockloop::ConnectOptions;
+    ///
+    /// # let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+    /// # let ca_der = certified.cert.der().clone();
+    /// let mut roots = RootCertStore::empty();
+    /// roots.add(ca_der)?; // the CA that signed the server's certificate
+    /// let config = ClientConfig::builder()
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let name = ServerName::try_from("localhost")?;
+    /// let options = ConnectOptions::new().tls(Arc::new(config), name);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(
+        mut self,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: rustls::pki_types::ServerName<'static>,
+    ) -> Self {
+        self.tls = Some((config, server_name));
         self
     }
 }

@@ -28,7 +28,15 @@ pub struct ListenOptions {
     pub(crate) limits: Limits,
     pub(crate) max_connections: Option<usize>,
     pub(crate) overload_reply: Option<Arc<[u8]>>,
+    /// TLS: the server configuration every accepted connection handshakes with.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// How long an accepted TLS connection may take to complete its handshake.
+    pub(crate) tls_handshake_timeout: Duration,
 }
+
+/// An accepted TLS connection's handshake must complete within this by default.
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for ListenOptions {
     fn default() -> Self {
@@ -42,6 +50,9 @@ impl Default for ListenOptions {
             limits: Limits::default(),
             max_connections: None,
             overload_reply: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+            tls_handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -245,6 +256,76 @@ impl ListenOptions {
     /// ```
     pub fn overload_reply(mut self, reply: impl Into<Vec<u8>>) -> Self {
         self.overload_reply = Some(reply.into().into());
+        self
+    }
+
+    /// Serves TLS with `config` on every accepted connection (rustls, TLS 1.2 and 1.3). The
+    /// handshake runs before the handler hears of the connection: `on_open` comes once it is
+    /// done, and the handler reads and writes plaintext. [`Context::tls`](crate::Context::tls)
+    /// tells it the negotiated version, cipher suite, ALPN protocol, SNI name and the peer's
+    /// certificates.
+    ///
+    /// - `close` sends a `close_notify`, then the queued output, then FIN; `shutdown_write`
+    ///   sends a `close_notify`; `abort` sends none.
+    /// - The peer's `close_notify` is heard as `on_read_closed`. A stream that ends without one
+    ///   is reported as [`CloseReason::Truncated`](crate::CloseReason::Truncated), after every
+    ///   plaintext byte was delivered.
+    /// - A failed handshake closes with `CloseReason::Tls` carrying rustls's error (logged at
+    ///   debug) after sending the alert; one that takes longer than
+    ///   [`tls_handshake_timeout`](Self::tls_handshake_timeout) closes with
+    ///   [`CloseReason::HandshakeTimeout`](crate::CloseReason::HandshakeTimeout). Either way
+    ///   the handler hears `on_close` without `on_open`.
+    /// - The output watermarks, `max_output` and `queued()` count ciphertext; `max_input`
+    ///   counts the plaintext the handler left unconsumed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sockloop::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    /// use sockloop::rustls::ServerConfig;
+    /// use sockloop::{Context, Handler, Input, ListenOptions, Reactor};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         cx.write(input.take_all());
+    ///     }
+    /// }
+    ///
+    /// // A self-signed certificate for localhost (rcgen); a real server loads its PEM files.
+    /// let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+    /// let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+    /// let mut config = ServerConfig::builder()
+    ///     .with_no_client_auth()
+    ///     .with_single_cert(vec![certified.cert.der().clone()], key)?;
+    /// config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let options = ListenOptions::new().tls(Arc::new(config));
+    /// let (_, addr) = reactor.listen_with("127.0.0.1:0".parse()?, options, || Echo)?;
+    /// # let _ = addr;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// How long an accepted TLS connection may take to complete its handshake before it is
+    /// closed with [`CloseReason::HandshakeTimeout`](crate::CloseReason::HandshakeTimeout)
+    /// (default 10 s): a client that connects and says nothing, or dribbles its ClientHello,
+    /// holds a connection no longer. Without [`tls`](Self::tls) it does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = sockloop::ListenOptions::new().tls_handshake_timeout(Duration::from_secs(3));
+    /// ```
+    pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.tls_handshake_timeout = timeout;
         self
     }
 }

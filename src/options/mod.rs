@@ -9,3 +9,5 @@ pub use connect::ConnectOptions;
 pub(crate) use limits::DEFAULT_MAX_INPUT;
 pub(crate) use limits::{Limits, DEFAULT_LIMITS};
 pub use listen::ListenOptions;
+#[cfg(feature = "tls")]
+pub(crate) use listen::TLS_HANDSHAKE_TIMEOUT;
