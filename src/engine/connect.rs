@@ -36,7 +36,7 @@ impl Core {
         handler: Box<dyn Handler>,
     ) -> ConnId {
         let id = match self.classes.outbound(options.limits) {
-            Ok(class) => self.connect_class(addr, None, handler, class),
+            Ok(class) => self.connect_class(addr, options.local, handler, class),
             Err(e) => return self.failed_connect(handler, e),
         };
         #[cfg(feature = "tls")]

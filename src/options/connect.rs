@@ -20,6 +20,8 @@ use super::limits::Limits;
 #[derive(Clone, Debug, Default)]
 pub struct ConnectOptions {
     pub(crate) limits: Limits,
+    /// The local address to connect from, if chosen.
+    pub(crate) local: Option<std::net::SocketAddr>,
     /// TLS: the client configuration and the name the server's certificate must carry.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<(
@@ -39,7 +41,7 @@ impl PartialEq for ConnectOptions {
         };
         #[cfg(not(feature = "tls"))]
         let same_tls = true;
-        self.limits == other.limits && same_tls
+        self.limits == other.limits && self.local == other.local && same_tls
     }
 }
 
@@ -107,6 +109,21 @@ impl ConnectOptions {
     /// ```
     pub fn pause_reading_over_high(mut self, pause: bool) -> Self {
         self.limits.pause_reads = pause;
+        self
+    }
+
+    /// Connects from the local address `local` (port 0: any port), as
+    /// [`Reactor::connect_from`](crate::Reactor::connect_from) does: load generators spread
+    /// connections over several source addresses (127.0.0.2, 127.0.0.3, ...), each with its own
+    /// range of ephemeral ports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = sockloop::ConnectOptions::new().bind("127.0.0.2:0".parse().unwrap());
+    /// ```
+    pub fn bind(mut self, local: std::net::SocketAddr) -> Self {
+        self.local = Some(local);
         self
     }
 
