@@ -113,7 +113,14 @@ impl TlsSession {
                 Err(e) => return ReadStep::Error(e),
             }
             if self.failed {
-                return ReadStep::Drained;
+                // The session is over; the connection is closing and reads only to find the
+                // peer's FIN (what comes is discarded).
+                return match stream.read(buf) {
+                    Ok(0) => ReadStep::Fin,
+                    Ok(n) => ReadStep::Data(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadStep::Drained,
+                    Err(e) => ReadStep::Error(e),
+                };
             }
             match self.conn.read_tls(&mut SocketReader(stream)) {
                 // EOF is noted by rustls: the reader reports it once the plaintext is read.
