@@ -71,7 +71,7 @@ pub use handle::Handle;
 pub use handler::{Handler, PanicPolicy};
 pub use id::{ConnId, ListenerId, SourceId, UdpId};
 pub use input::Input;
-pub use options::{ConnectOptions, ListenOptions};
+pub use options::{ConnectOptions, ListenOptions, SocketOptions};
 pub use pool::ReactorPool;
 pub use reactor::Reactor;
 pub use sources::Readiness;
@@ -84,6 +84,10 @@ pub use udp::{DatagramHandler, UdpContext, UDP_QUEUE_LIMIT};
 /// The `mio` crate sockloop is built on, for [`Reactor::add_source`] (`Interest`, `event::Source`,
 /// `unix::pipe`, ...) without a separate dependency that must match versions.
 pub use mio;
+
+/// The `socket2` crate whose `SockRef` [`SocketOptions::configure`] and
+/// [`Context::socket`] hand over, for socket options sockloop does not name.
+pub use socket2;
 
 /// The `rustls` crate sockloop's TLS is built on (feature `tls`), for its configurations
 /// (`ServerConfig`, `ClientConfig`) without a separate dependency that must match versions.

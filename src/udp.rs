@@ -140,6 +140,30 @@ impl<'a> UdpContext<'a> {
         self.core.slots.udp(self.id).map_or(0, |u| u.queued())
     }
 
+    /// This socket, for socket options sockloop does not name (or to read one back). It
+    /// belongs to the reactor: change its options, not its mode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use sockloop::{DatagramHandler, UdpContext};
+    ///
+    /// struct Marked;
+    /// impl DatagramHandler for Marked {
+    ///     fn on_datagram(&mut self, cx: &mut UdpContext<'_>, _data: &[u8], _from: SocketAddr) {
+    ///         if let Some(socket) = cx.socket() {
+    ///             println!("SO_RCVBUF {:?}", socket.recv_buffer_size());
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn socket(&self) -> Option<socket2::SockRef<'_>> {
+        Some(socket2::SockRef::from(
+            &self.core.slots.udp(self.id)?.socket,
+        ))
+    }
+
     /// Makes [`Reactor::run`] return after the current iteration.
     ///
     /// # Examples
@@ -196,6 +220,42 @@ impl Reactor {
         handler: H,
     ) -> io::Result<(UdpId, SocketAddr)> {
         let socket = std::net::UdpSocket::bind(addr)?;
+        let local = socket.local_addr()?;
+        let id = self.add_udp_socket(socket, handler)?;
+        Ok((id, local))
+    }
+
+    /// Like [`bind_udp`](Self::bind_udp), with socket options set before the bind (a receive
+    /// buffer that holds a burst, the TOS byte, IPv6-only, ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use sockloop::{DatagramHandler, Reactor, SocketOptions, UdpContext};
+    ///
+    /// struct Sink;
+    /// impl DatagramHandler for Sink {
+    ///     fn on_datagram(&mut self, _cx: &mut UdpContext<'_>, _data: &[u8], _from: SocketAddr) {}
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let options = SocketOptions::new().recv_buffer_size(4 << 20);
+    /// let (_id, addr) = reactor.bind_udp_with("127.0.0.1:0".parse().unwrap(), options, Sink)?;
+    /// assert!(addr.port() > 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`bind_udp`](Self::bind_udp), and the error of setting an option.
+    pub fn bind_udp_with<H: DatagramHandler>(
+        &mut self,
+        addr: SocketAddr,
+        options: crate::SocketOptions,
+        handler: H,
+    ) -> io::Result<(UdpId, SocketAddr)> {
+        let socket = crate::sys::bind_udp(addr, &options)?;
         let local = socket.local_addr()?;
         let id = self.add_udp_socket(socket, handler)?;
         Ok((id, local))

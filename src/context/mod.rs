@@ -284,6 +284,37 @@ impl<'a> Context<'a> {
         self.core.slots.conn(self.id).ok_or_else(gone)?.local_addr()
     }
 
+    /// This connection's socket, for socket options sockloop does not name (or to read one
+    /// back). `None` once it is closed.
+    ///
+    /// The socket belongs to the reactor: change its options, not its mode (it must stay
+    /// non-blocking) or its state (shut it down through [`close`](Self::close) and
+    /// [`shutdown_write`](Self::shutdown_write), or the reactor will not know).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// /// Turns keepalive on for each connection and logs the receive buffer it got.
+    /// struct Configured;
+    /// impl Handler for Configured {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         if let Some(socket) = cx.socket() {
+    ///             let _ = socket.set_keepalive(true);
+    ///             println!("SO_RCVBUF {:?}", socket.recv_buffer_size());
+    ///         }
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    /// }
+    /// ```
+    pub fn socket(&self) -> Option<socket2::SockRef<'_>> {
+        let conn = self.core.slots.conn(self.id)?;
+        conn.is_live().then(|| conn.stream.sock_ref())
+    }
+
     /// Turns Nagle's algorithm off (`true`, the default for every connection) or on.
     ///
     /// # Examples

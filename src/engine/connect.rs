@@ -14,7 +14,7 @@ use super::{Core, Entry, OUTBOUND};
 use crate::conn::State;
 use crate::handler::Handler;
 use crate::id::ConnId;
-use crate::options::ConnectOptions;
+use crate::options::{ConnectOptions, SocketOptions};
 use crate::sys::{self, Stream, STREAM_INTEREST};
 
 impl Core {
@@ -25,7 +25,7 @@ impl Core {
         local: Option<SocketAddr>,
         handler: Box<dyn Handler>,
     ) -> ConnId {
-        self.connect_class(addr, local, handler, OUTBOUND)
+        self.connect_class(addr, local, &SocketOptions::new(), handler, OUTBOUND)
     }
 
     /// Starts a non-blocking TCP connect held to `options`' limits.
@@ -36,7 +36,7 @@ impl Core {
         handler: Box<dyn Handler>,
     ) -> ConnId {
         let id = match self.classes.outbound(options.limits) {
-            Ok(class) => self.connect_class(addr, options.local, handler, class),
+            Ok(class) => self.connect_class(addr, options.local, &options.socket, handler, class),
             Err(e) => return self.failed_connect(handler, e),
         };
         #[cfg(feature = "tls")]
@@ -81,10 +81,11 @@ impl Core {
         &mut self,
         addr: SocketAddr,
         local: Option<SocketAddr>,
+        socket: &SocketOptions,
         handler: Box<dyn Handler>,
         class: u16,
     ) -> ConnId {
-        let stream = match sys::connect_tcp(addr, local) {
+        let stream = match sys::connect_tcp(addr, local, socket) {
             Ok(s) => s,
             Err(e) => {
                 // No connection will hold the class: free it now if it was made for this one.

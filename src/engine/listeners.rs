@@ -61,6 +61,8 @@ fn log_due(last: &mut Option<Instant>) -> bool {
 /// What an accepted connection is set up with, from its listener's options.
 struct Setup {
     idle: Option<Duration>,
+    /// Socket options to set on the accepted socket, if any.
+    socket: Option<crate::options::SocketOptions>,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     handshake_timeout: Duration,
@@ -90,7 +92,13 @@ impl Core {
         options: ListenOptions,
         factory: Factory,
     ) -> io::Result<(ListenerId, SocketAddr)> {
-        let socket = sys::bind_tcp(addr, options.backlog, options.nodelay, options.reuse_port)?;
+        let socket = sys::bind_tcp(
+            addr,
+            options.backlog,
+            options.nodelay,
+            options.reuse_port,
+            &options.socket,
+        )?;
         let local = socket.local_addr()?;
         let id = self.store_listener(ListenSocket::Tcp(socket), options, factory)?;
         log::debug!("{id}: listening on {local}");
@@ -197,8 +205,10 @@ impl Core {
                             log::debug!("{id}: TCP_NODELAY not set for {peer}: {e}");
                         }
                     }
+                    let socket = &listener.options.socket;
                     let setup = Setup {
                         idle: listener.options.idle_timeout,
+                        socket: (!socket.is_empty()).then(|| socket.clone()),
                         #[cfg(feature = "tls")]
                         tls: listener.options.tls.clone(),
                         handshake_timeout: listener.options.tls_handshake_timeout,
@@ -232,6 +242,13 @@ impl Core {
         setup: Setup,
         class: u16,
     ) {
+        if let Some(options) = &setup.socket {
+            let v6 = stream.local_addr().is_ok_and(|a| a.is_ipv6());
+            if let Err(e) = sys::apply(&stream.sock_ref(), options, v6, sys::Stage::Accepted) {
+                log::warn!("dropping connection from {peer}: socket options not set: {e}");
+                return;
+            }
+        }
         #[cfg(feature = "tls")]
         let state = if setup.tls.is_some() {
             State::Handshaking

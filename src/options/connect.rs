@@ -22,6 +22,8 @@ pub struct ConnectOptions {
     pub(crate) limits: Limits,
     /// The local address to connect from, if chosen.
     pub(crate) local: Option<std::net::SocketAddr>,
+    /// Options set on the socket before it connects.
+    pub(crate) socket: super::SocketOptions,
     /// TLS: the client configuration and the name the server's certificate must carry.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<(
@@ -31,7 +33,8 @@ pub struct ConnectOptions {
 }
 
 impl PartialEq for ConnectOptions {
-    /// Equal limits, and (with TLS) the same configuration object and server name.
+    /// Equal limits and local address, no socket options on either (a hook cannot be
+    /// compared), and (with TLS) the same configuration object and server name.
     fn eq(&self, other: &Self) -> bool {
         #[cfg(feature = "tls")]
         let same_tls = match (&self.tls, &other.tls) {
@@ -41,7 +44,8 @@ impl PartialEq for ConnectOptions {
         };
         #[cfg(not(feature = "tls"))]
         let same_tls = true;
-        self.limits == other.limits && self.local == other.local && same_tls
+        let same_socket = self.socket.is_empty() && other.socket.is_empty();
+        self.limits == other.limits && self.local == other.local && same_socket && same_tls
     }
 }
 
@@ -124,6 +128,22 @@ impl ConnectOptions {
     /// ```
     pub fn bind(mut self, local: std::net::SocketAddr) -> Self {
         self.local = Some(local);
+        self
+    }
+
+    /// Socket options for the connection's socket, set before it connects.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sockloop::{ConnectOptions, SocketOptions};
+    ///
+    /// let options = ConnectOptions::new()
+    ///     .socket_options(SocketOptions::new().user_timeout(Duration::from_secs(20)));
+    /// ```
+    pub fn socket_options(mut self, socket: crate::SocketOptions) -> Self {
+        self.socket = socket;
         self
     }
 

@@ -33,6 +33,8 @@ pub struct ListenOptions {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// How long an accepted TLS connection may take to complete its handshake.
     pub(crate) tls_handshake_timeout: Duration,
+    /// Options for the listening socket and every accepted one.
+    pub(crate) socket: super::SocketOptions,
 }
 
 /// An accepted TLS connection's handshake must complete within this by default.
@@ -53,6 +55,7 @@ impl Default for ListenOptions {
             #[cfg(feature = "tls")]
             tls: None,
             tls_handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
+            socket: super::SocketOptions::default(),
         }
     }
 }
@@ -310,6 +313,24 @@ impl ListenOptions {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
         self.tls = Some(config);
+        self
+    }
+
+    /// Socket options for the listening socket and every connection it accepts: keepalive,
+    /// buffer sizes, `TCP_USER_TIMEOUT`, the TOS byte, IPv6-only, or any other through
+    /// [`SocketOptions::configure`](crate::SocketOptions::configure).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sockloop::{ListenOptions, SocketOptions};
+    ///
+    /// let options = ListenOptions::new()
+    ///     .socket_options(SocketOptions::new().keepalive(Duration::from_secs(60)));
+    /// ```
+    pub fn socket_options(mut self, socket: crate::SocketOptions) -> Self {
+        self.socket = socket;
         self
     }
 

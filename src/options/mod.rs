@@ -3,6 +3,7 @@
 mod connect;
 mod limits;
 mod listen;
+mod socket;
 
 pub use connect::ConnectOptions;
 #[cfg(test)]
@@ -11,3 +12,4 @@ pub(crate) use limits::{Limits, DEFAULT_LIMITS};
 pub use listen::ListenOptions;
 #[cfg(feature = "tls")]
 pub(crate) use listen::TLS_HANDSHAKE_TIMEOUT;
+pub use socket::SocketOptions;

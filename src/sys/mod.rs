@@ -14,9 +14,126 @@ use std::net::SocketAddr;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
-use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
 
 pub(crate) use stream::{ListenSocket, Peer, Stream};
+
+use crate::options::SocketOptions;
+
+/// When socket options are applied: before `bind` (every option), or to a socket accepted from
+/// a listener (not `IPV6_V6ONLY`, which only a socket that binds has).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stage {
+    BeforeBind,
+    Accepted,
+}
+
+/// Sets `options` on `socket` (TCP options only on a TCP socket).
+pub(crate) fn apply(
+    socket: &SockRef<'_>,
+    options: &SocketOptions,
+    v6: bool,
+    stage: Stage,
+) -> io::Result<()> {
+    if options.is_empty() {
+        return Ok(());
+    }
+    let tcp = socket.r#type()? == Type::STREAM;
+    if let (Some(only_v6), true, Stage::BeforeBind) = (options.only_v6, v6, stage) {
+        socket.set_only_v6(only_v6)?;
+    }
+    if let Some(bytes) = options.send_buffer {
+        socket.set_send_buffer_size(bytes)?;
+    }
+    if let Some(bytes) = options.recv_buffer {
+        socket.set_recv_buffer_size(bytes)?;
+    }
+    if let Some(timeout) = options.linger {
+        socket.set_linger(Some(timeout))?;
+    }
+    if let Some(tos) = options.tos {
+        set_tos(socket, tos, v6)?;
+    }
+    if tcp {
+        if let Some(idle) = options.keepalive {
+            let mut params = TcpKeepalive::new().with_time(idle);
+            if let Some(interval) = options.keepalive_interval {
+                params = params.with_interval(interval);
+            }
+            if let Some(retries) = options.keepalive_retries {
+                params = keepalive_retries(params, retries);
+            }
+            socket.set_tcp_keepalive(&params)?;
+        }
+        if let Some(timeout) = options.user_timeout {
+            set_user_timeout(socket, timeout)?;
+        }
+    }
+    if let Some(hook) = &options.hook {
+        hook(socket)?;
+    }
+    Ok(())
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_tos(socket: &SockRef<'_>, tos: u32, v6: bool) -> io::Result<()> {
+    match v6 {
+        true => socket.set_tclass_v6(tos),
+        false => socket.set_tos_v4(tos),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_tos(socket: &SockRef<'_>, tos: u32, v6: bool) -> io::Result<()> {
+    match v6 {
+        true => Err(unsupported("IPV6_TCLASS")),
+        false => socket.set_tos_v4(tos),
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_user_timeout(socket: &SockRef<'_>, timeout: std::time::Duration) -> io::Result<()> {
+    socket.set_tcp_user_timeout(Some(timeout))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_user_timeout(_socket: &SockRef<'_>, _timeout: std::time::Duration) -> io::Result<()> {
+    Err(unsupported("TCP_USER_TIMEOUT"))
+}
+
+#[cfg(unix)]
+fn keepalive_retries(params: TcpKeepalive, retries: u32) -> TcpKeepalive {
+    params.with_retries(retries)
+}
+
+#[cfg(not(unix))]
+fn keepalive_retries(params: TcpKeepalive, _retries: u32) -> TcpKeepalive {
+    params
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn unsupported(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{what} is not available on this platform"),
+    )
+}
+
+/// Binds a UDP socket with `options` set before the bind.
+pub(crate) fn bind_udp(
+    addr: SocketAddr,
+    options: &SocketOptions,
+) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    apply(
+        &SockRef::from(&socket),
+        options,
+        addr.is_ipv6(),
+        Stage::BeforeBind,
+    )?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
 
 /// Whether TCP urgent data (`MSG_OOB`) is delivered in line, as an ordinary byte of the stream
 /// (`SO_OOBINLINE`). It is: the handler sees exactly the bytes the peer sent, and none is lost
@@ -51,6 +168,7 @@ pub(crate) fn bind_tcp(
     backlog: i32,
     nodelay: bool,
     reuse_port: bool,
+    options: &SocketOptions,
 ) -> io::Result<TcpListener> {
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -58,6 +176,12 @@ pub(crate) fn bind_tcp(
         Some(Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
+    apply(
+        &SockRef::from(&socket),
+        options,
+        addr.is_ipv6(),
+        Stage::BeforeBind,
+    )?;
     if reuse_port {
         set_reuse_port(&socket)?;
     }
@@ -86,10 +210,14 @@ fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
 /// Starts a non-blocking TCP connect to `addr`, from `local` if given, with `TCP_NODELAY` on
 /// (Nagle would delay small requests behind unacknowledged ones; latency wins by default) and
 /// urgent data in line. Failing to set an option is logged, not fatal.
-pub(crate) fn connect_tcp(addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<TcpStream> {
-    let stream = match local {
-        None => TcpStream::connect(addr)?,
-        Some(local) => connect_from(local, addr)?,
+pub(crate) fn connect_tcp(
+    addr: SocketAddr,
+    local: Option<SocketAddr>,
+    options: &SocketOptions,
+) -> io::Result<TcpStream> {
+    let stream = match (local, options.is_empty()) {
+        (None, true) => TcpStream::connect(addr)?,
+        _ => connect_from(local, addr, options)?,
     };
     if let Err(e) = stream.set_nodelay(true) {
         log::debug!("connect to {addr}: TCP_NODELAY not set: {e}");
@@ -100,18 +228,31 @@ pub(crate) fn connect_tcp(addr: SocketAddr, local: Option<SocketAddr>) -> io::Re
     Ok(stream)
 }
 
-/// A non-blocking connect from a chosen local address.
+/// A non-blocking connect made with socket2: from a chosen local address, or with socket
+/// options to set before the connect.
 ///
 /// Binding port 0 reserves a port from the ephemeral range for `local`'s address before the
 /// destination is known, so each source address gives at most one port range of connections
 /// (about 28,000 on Linux by default), whatever the destinations.
-fn connect_from(local: SocketAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+fn connect_from(
+    local: Option<SocketAddr>,
+    addr: SocketAddr,
+    options: &SocketOptions,
+) -> io::Result<TcpStream> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.nonblocking(),
         Some(Protocol::TCP),
     )?;
-    socket.bind(&SockAddr::from(local))?;
+    apply(
+        &SockRef::from(&socket),
+        options,
+        addr.is_ipv6(),
+        Stage::BeforeBind,
+    )?;
+    if let Some(local) = local {
+        socket.bind(&SockAddr::from(local))?;
+    }
     match socket.connect(&SockAddr::from(addr)) {
         Ok(()) => {}
         // The normal outcome of a non-blocking connect: completion is reported by readiness.

@@ -111,6 +111,15 @@ impl Stream {
         }
     }
 
+    /// The socket, for socket options.
+    pub(crate) fn sock_ref(&self) -> socket2::SockRef<'_> {
+        match self {
+            Stream::Tcp(s) => socket2::SockRef::from(s),
+            #[cfg(unix)]
+            Stream::Unix(s) => socket2::SockRef::from(s),
+        }
+    }
+
     /// Makes the coming close send a reset (TCP); a Unix peer just sees the close.
     pub(crate) fn set_reset_on_close(&self) {
         if let Stream::Tcp(s) = self {
