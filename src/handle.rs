@@ -106,7 +106,7 @@ impl Reactor {
     ///
     /// The error of creating or registering the eventfd.
     pub fn handle(&mut self) -> io::Result<Handle> {
-        let shared = self.jobs.shared(self.core.poll.registry())?;
+        let shared = self.core.jobs.shared(self.core.poll.registry())?;
         Ok(Handle { shared })
     }
 }

@@ -60,6 +60,7 @@ mod settings;
 mod sources;
 mod stats;
 mod sys;
+mod target;
 mod timers;
 #[cfg(feature = "tls")]
 mod tls;
@@ -76,6 +77,7 @@ pub use pool::ReactorPool;
 pub use reactor::Reactor;
 pub use sources::Readiness;
 pub use stats::{ClosedStats, Stats};
+pub use target::Target;
 pub use timers::TimerId;
 #[cfg(feature = "tls")]
 pub use tls::TlsInfo;

@@ -13,10 +13,11 @@ use std::time::Duration;
 use mio::Events;
 
 use crate::conn::CloseMode;
-use crate::engine::{Core, Jobs, Writer};
+use crate::engine::{Core, Writer};
 use crate::handler::Handler;
 use crate::id::{ConnId, ListenerId};
 use crate::options::{ConnectOptions, ListenOptions};
+use crate::target::Target;
 
 /// Size of the one read buffer shared by every connection of a reactor.
 const READ_BUF_SIZE: usize = 64 * 1024;
@@ -74,8 +75,6 @@ pub struct Reactor {
     /// The one read buffer shared by every connection: a connection owns a buffer only while
     /// it holds unconsumed input or unsent output.
     pub(crate) read_buf: Box<[u8]>,
-    /// Jobs posted through [`Handle`](crate::Handle)s.
-    pub(crate) jobs: Jobs,
 }
 
 impl fmt::Debug for Reactor {
@@ -107,7 +106,6 @@ impl Reactor {
             core: Core::new()?,
             events: Events::with_capacity(EVENTS_CAPACITY),
             read_buf: vec![0; READ_BUF_SIZE].into_boxed_slice(),
-            jobs: Jobs::default(),
         })
     }
 
@@ -199,7 +197,11 @@ impl Reactor {
         self.core.remove_listener(id)
     }
 
-    /// Starts a non-blocking outbound TCP connection served by `handler`.
+    /// Starts a non-blocking outbound TCP connection to `target` served by `handler`. The
+    /// target is a socket address, a list of addresses, or `"host:port"`: a name is resolved on
+    /// the reactor's resolver threads (never on the loop thread), several addresses are raced
+    /// (Happy Eyeballs; see [`Target`](crate::Target)), and the whole connect gives up after 30 s
+    /// ([`ConnectOptions::connect_timeout`](crate::ConnectOptions::connect_timeout)).
     ///
     /// The handler's [`on_open`](Handler::on_open) runs once the connection is really
     /// established. If it cannot be (refused, unreachable, no descriptors left), the same handler
@@ -224,12 +226,14 @@ impl Reactor {
     /// // Find a port nobody listens on, then connect to it.
     /// let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     /// let mut reactor = Reactor::new()?;
-    /// reactor.connect(([127, 0, 0, 1], port).into(), Probe);
+    /// reactor.connect(("127.0.0.1", port), Probe);
     /// reactor.run()?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn connect<H: Handler>(&mut self, addr: SocketAddr, handler: H) -> ConnId {
-        self.core.connect(addr, None, Box::new(handler))
+    pub fn connect<H: Handler>(&mut self, target: impl Into<Target>, handler: H) -> ConnId {
+        let options = ConnectOptions::default();
+        self.core
+            .connect_with(target.into(), &options, Box::new(handler))
     }
 
     /// Like [`connect`](Self::connect), with limits for this connection (watermarks, caps,
@@ -259,11 +263,12 @@ impl Reactor {
     /// ```
     pub fn connect_with<H: Handler>(
         &mut self,
-        addr: SocketAddr,
+        target: impl Into<Target>,
         options: ConnectOptions,
         handler: H,
     ) -> ConnId {
-        self.core.connect_with(addr, &options, Box::new(handler))
+        self.core
+            .connect_with(target.into(), &options, Box::new(handler))
     }
 
     /// Like [`connect`](Self::connect), from the local address `local` (port 0: any port). Load
@@ -301,7 +306,9 @@ impl Reactor {
         addr: SocketAddr,
         handler: H,
     ) -> ConnId {
-        self.core.connect(addr, Some(local), Box::new(handler))
+        let options = ConnectOptions::new().bind(local);
+        self.core
+            .connect_with(addr.into(), &options, Box::new(handler))
     }
 
     /// Queues `data` for connection `id`; it is flushed during the next iteration.
@@ -592,7 +599,7 @@ impl Reactor {
 
 impl Drop for Reactor {
     fn drop(&mut self) {
-        self.jobs.detach();
+        self.core.jobs.detach();
         let open = self.connection_count();
         if open > 0 {
             log::debug!("reactor dropped with {open} connections open; their sockets are closed");

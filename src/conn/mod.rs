@@ -292,18 +292,7 @@ impl<H> Conn<H> {
 
     /// Whether a pending outbound connect has completed.
     pub(crate) fn check_connect(&self) -> ConnectCheck {
-        // As mio documents: a pending error means failure; otherwise a peer address means
-        // success, and `NotConnected` means the event was spurious and the connect is still in
-        // progress.
-        match self.stream.take_error() {
-            Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
-            Ok(None) => {}
-        }
-        match self.stream.is_connected() {
-            Ok(true) => ConnectCheck::Done,
-            Ok(false) => ConnectCheck::Pending,
-            Err(e) => ConnectCheck::Failed(e),
-        }
+        check_connect(&self.stream)
     }
 
     /// Moves to `Closed` once, recording why; returns true if this call did it.
@@ -327,5 +316,20 @@ impl<H> Conn<H> {
             .and_then(|x| x.reason)
             .unwrap_or(CloseReason::Local);
         (self.handler, reason, self.bufs)
+    }
+}
+
+/// Whether a non-blocking connect on `stream` has completed.
+pub(crate) fn check_connect(stream: &Stream) -> ConnectCheck {
+    // As mio documents: a pending error means failure; otherwise a peer address means success,
+    // and `NotConnected` means the event was spurious and the connect is still in progress.
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
+        Ok(None) => {}
+    }
+    match stream.is_connected() {
+        Ok(true) => ConnectCheck::Done,
+        Ok(false) => ConnectCheck::Pending,
+        Err(e) => ConnectCheck::Failed(e),
     }
 }

@@ -12,6 +12,7 @@ use crate::engine::{gone, Core, Writer};
 use crate::handler::Handler;
 use crate::id::ConnId;
 use crate::options::ConnectOptions;
+use crate::target::Target;
 
 /// What a handler callback can do: write, close, reach other connections, open new ones.
 ///
@@ -285,7 +286,8 @@ impl<'a> Context<'a> {
     }
 
     /// This connection's socket, for socket options sockloop does not name (or to read one
-    /// back). `None` once it is closed.
+    /// back). `None` once it is closed, or while an outbound connection's socket is not chosen
+    /// yet (its host name is being resolved, or its attempts race).
     ///
     /// The socket belongs to the reactor: change its options, not its mode (it must stay
     /// non-blocking) or its state (shut it down through [`close`](Self::close) and
@@ -312,7 +314,7 @@ impl<'a> Context<'a> {
     /// ```
     pub fn socket(&self) -> Option<socket2::SockRef<'_>> {
         let conn = self.core.slots.conn(self.id)?;
-        conn.is_live().then(|| conn.stream.sock_ref())
+        conn.stream.sock_ref().filter(|_| conn.is_live())
     }
 
     /// Turns Nagle's algorithm off (`true`, the default for every connection) or on.
@@ -413,8 +415,10 @@ impl<'a> Context<'a> {
     /// reactor.run()?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn connect<H: Handler>(&mut self, addr: SocketAddr, handler: H) -> ConnId {
-        self.core.connect(addr, None, Box::new(handler))
+    pub fn connect<H: Handler>(&mut self, target: impl Into<Target>, handler: H) -> ConnId {
+        let options = ConnectOptions::default();
+        self.core
+            .connect_with(target.into(), &options, Box::new(handler))
     }
 
     /// Like [`connect`](Self::connect), with limits for the new connection; see
@@ -440,11 +444,12 @@ impl<'a> Context<'a> {
     /// ```
     pub fn connect_with<H: Handler>(
         &mut self,
-        addr: SocketAddr,
+        target: impl Into<Target>,
         options: ConnectOptions,
         handler: H,
     ) -> ConnId {
-        self.core.connect_with(addr, &options, Box::new(handler))
+        self.core
+            .connect_with(target.into(), &options, Box::new(handler))
     }
 
     /// Starts an outbound connection from a chosen local address; see
@@ -473,7 +478,9 @@ impl<'a> Context<'a> {
         addr: SocketAddr,
         handler: H,
     ) -> ConnId {
-        self.core.connect(addr, Some(local), Box::new(handler))
+        let options = ConnectOptions::new().bind(local);
+        self.core
+            .connect_with(addr.into(), &options, Box::new(handler))
     }
 
     /// Makes [`Reactor::run`](crate::Reactor::run) return once the current iteration finishes.

@@ -198,6 +198,8 @@ impl Core {
         }
         let slot = self.slots.remove(key);
         let id = ConnId::new(key, slot.gen);
+        // Its connect attempts, if it was racing some, end with it.
+        self.cancel_race(id);
         let (handler, reason) = match slot.entry {
             Entry::Conn(conn) => {
                 self.counters.open -= 1;

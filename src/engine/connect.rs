@@ -16,36 +16,74 @@ use crate::handler::Handler;
 use crate::id::ConnId;
 use crate::options::{ConnectOptions, SocketOptions};
 use crate::sys::{self, Stream, STREAM_INTEREST};
+use crate::target::{Kind, Target};
 
 impl Core {
-    /// Starts a non-blocking TCP connect with default limits, from `local` if given.
-    pub(crate) fn connect(
-        &mut self,
-        addr: SocketAddr,
-        local: Option<SocketAddr>,
-        handler: Box<dyn Handler>,
-    ) -> ConnId {
-        self.connect_class(addr, local, &SocketOptions::new(), handler, OUTBOUND)
-    }
-
-    /// Starts a non-blocking TCP connect held to `options`' limits.
+    /// Starts an outbound TCP connection to `target` held to `options`: to one address at
+    /// once, to several by racing them, to a name after resolving it (`dial.rs`). The connect
+    /// timeout covers all of it.
     pub(crate) fn connect_with(
         &mut self,
-        addr: SocketAddr,
+        target: Target,
         options: &ConnectOptions,
         handler: Box<dyn Handler>,
     ) -> ConnId {
-        let id = match self.classes.outbound(options.limits) {
-            Ok(class) => self.connect_class(addr, options.local, &options.socket, handler, class),
+        let class = match self.classes.outbound(options.limits) {
+            Ok(class) => class,
             Err(e) => return self.failed_connect(handler, e),
         };
-        #[cfg(feature = "tls")]
-        if let Some((config, name)) = &options.tls {
-            let session = rustls::ClientConnection::new(config.clone(), name.clone())
-                .map(rustls::Connection::Client);
-            self.start_tls(id, session, crate::options::TLS_HANDSHAKE_TIMEOUT);
+        let (local, delay) = (options.local, options.attempt_delay);
+        let id = match target.0 {
+            Kind::Addrs(addrs) if addrs.len() == 1 => {
+                self.connect_class(addrs[0], local, &options.socket, handler, class)
+            }
+            Kind::Addrs(addrs) if !addrs.is_empty() => match self.pending(handler, class) {
+                Ok(id) => {
+                    self.race(id, addrs, local, options.socket.clone(), delay);
+                    id
+                }
+                Err(id) => id,
+            },
+            Kind::Host(host, port) => match self.pending(handler, class) {
+                Ok(id) => {
+                    log::debug!("{id}: resolving {host}");
+                    self.resolve(id, host, port, local, options.socket.clone(), delay);
+                    id
+                }
+                Err(id) => id,
+            },
+            Kind::Addrs(_) | Kind::Invalid(_) => {
+                self.classes.retire(class);
+                let what = Target(target.0).to_string();
+                let e = io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{what:?}: not an address, nor a host name and port"),
+                );
+                return self.failed_connect(handler, e);
+            }
+        };
+        if self.slots.conn(id).is_some_and(|c| c.is_connecting()) {
+            self.arm_connect_timeout(id, options.connect_timeout);
+            #[cfg(feature = "tls")]
+            if let Some((config, name)) = &options.tls {
+                let session = rustls::ClientConnection::new(config.clone(), name.clone())
+                    .map(rustls::Connection::Client);
+                self.start_tls(id, session, crate::options::TLS_HANDSHAKE_TIMEOUT);
+            }
         }
         id
+    }
+
+    /// A connection that holds no socket yet (its name resolves, or its attempts race); `Err`
+    /// with a failed connect's id if it could not be stored.
+    fn pending(&mut self, handler: Box<dyn Handler>, class: u16) -> Result<ConnId, ConnId> {
+        match self.add_conn(Stream::Pending, handler, State::Connecting, class) {
+            Ok(id) => Ok(id),
+            Err((handler, e)) => {
+                self.classes.retire(class);
+                Err(self.failed_connect(handler, e))
+            }
+        }
     }
 
     /// Gives connection `id` its TLS session (a client's queues its ClientHello now) and arms
@@ -195,7 +233,7 @@ mod tests {
         let mut reactor = crate::Reactor::new().unwrap();
         let before = reactor.core.classes.len();
         let options = crate::ConnectOptions::new().max_input(1234);
-        let addr = ([224, 0, 0, 1], 80).into();
+        let addr: std::net::SocketAddr = ([224, 0, 0, 1], 80).into();
         for _ in 0..3 {
             reactor.connect_with(addr, options.clone(), Quiet);
         }

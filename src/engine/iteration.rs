@@ -29,7 +29,7 @@ impl Reactor {
     /// timer, capped by the caller's timeout.
     fn poll_timeout(&mut self, cap: Option<Duration>) -> Option<Duration> {
         let core = &mut self.core;
-        if core.clock.busy() || core.has_queued_work() || self.jobs.left() {
+        if core.clock.busy() || core.has_queued_work() || core.jobs.left() {
             return Some(Duration::ZERO);
         }
         match (core.timers.queue.timeout(Instant::now()), cap) {
@@ -77,7 +77,7 @@ impl Reactor {
             core.retry(&mut self.read_buf, token);
         }
         core.slots.return_ready(retry);
-        if woken || self.jobs.left() {
+        if woken || self.core.jobs.left() {
             self.run_posted(woken);
         }
         if self.core.sources.any() {
@@ -114,6 +114,7 @@ impl Core {
             Entry::Listener(_) => {}
             Entry::Udp(_) => self.udp_ready(rbuf, UdpId::new(key, gen), ready, !queued),
             Entry::Source(_) => self.sources.push(SourceId::new(key, gen), ready),
+            Entry::Attempt(_) => self.attempt_event(key, gen),
             Entry::FailedConnect(..) => {}
         }
     }
@@ -130,7 +131,7 @@ impl Core {
             Entry::Conn(_) => self.conn_retry(rbuf, ConnId::new(key, gen)),
             Entry::Listener(_) => self.accept(ListenerId::new(key, gen)),
             Entry::Udp(_) => self.udp_receive(rbuf, UdpId::new(key, gen)),
-            Entry::Source(_) | Entry::FailedConnect(..) => {}
+            Entry::Source(_) | Entry::FailedConnect(..) | Entry::Attempt(_) => {}
         }
     }
 

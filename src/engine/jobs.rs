@@ -106,19 +106,19 @@ impl Reactor {
     /// Jobs posted while these run (even by them) wait for a later iteration.
     pub(crate) fn run_posted(&mut self, woken: bool) {
         if woken {
-            if let Some(shared) = &self.jobs.shared {
+            if let Some(shared) = &self.core.jobs.shared {
                 shared.woken.store(false, Ordering::Release);
-                self.jobs.pending.append(&mut shared.lock());
+                self.core.jobs.pending.append(&mut shared.lock());
             }
         }
         for _ in 0..JOB_BUDGET {
-            let Some(job) = self.jobs.pending.pop_front() else {
+            let Some(job) = self.core.jobs.pending.pop_front() else {
                 return;
             };
             job(self);
         }
-        if self.jobs.left() {
-            let left = self.jobs.pending.len();
+        if self.core.jobs.left() {
+            let left = self.core.jobs.pending.len();
             log::debug!("{left} posted jobs wait for the next iteration");
         }
     }

@@ -244,7 +244,11 @@ impl Core {
     ) {
         if let Some(options) = &setup.socket {
             let v6 = stream.local_addr().is_ok_and(|a| a.is_ipv6());
-            if let Err(e) = sys::apply(&stream.sock_ref(), options, v6, sys::Stage::Accepted) {
+            let applied = match stream.sock_ref() {
+                Some(socket) => sys::apply(&socket, options, v6, sys::Stage::Accepted),
+                None => Ok(()),
+            };
+            if let Err(e) = applied {
                 log::warn!("dropping connection from {peer}: socket options not set: {e}");
                 return;
             }

@@ -15,6 +15,8 @@
 //! | `sources` | `sources.rs` | foreign sources' readiness to report |
 //! | `calls` | `calls.rs` | the panic policy, what the running callback did |
 //! | `clock` | this file | the coarse loop time, busy polling |
+//! | `jobs` | `jobs.rs` | jobs posted from other threads, and the waker |
+//! | `dialing` | `dial.rs` | name lookups, Happy Eyeballs races |
 //!
 //! The iteration itself, as five named steps, is in `iteration.rs`; one connection event, from
 //! readiness to handler to flush decision, in `conn_event.rs`.
@@ -24,6 +26,7 @@ mod classes;
 mod closing;
 mod conn_event;
 mod connect;
+mod dial;
 mod flow;
 mod flush_policy;
 mod iteration;
@@ -110,6 +113,10 @@ pub(crate) struct Core {
     pub(crate) counters: Counters,
     pub(crate) shutdown: Option<ShutdownState>,
     pub(crate) stopping: bool,
+    /// Jobs posted through handles (and by the resolver threads).
+    pub(crate) jobs: Jobs,
+    /// Outbound connections resolving a name or racing addresses.
+    pub(crate) dialing: dial::Dialing,
 }
 
 /// The `NotFound` error for an id whose connection, listener or socket no longer exists.
@@ -138,6 +145,8 @@ impl Core {
             counters: Counters::default(),
             shutdown: None,
             stopping: false,
+            jobs: Jobs::default(),
+            dialing: dial::Dialing::default(),
         })
     }
 

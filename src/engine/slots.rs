@@ -29,6 +29,8 @@ pub(crate) enum Entry {
     Udp(Box<UdpSocketEntry>),
     /// A foreign source; `None` while its callback runs.
     Source(Option<Box<dyn AnySource>>),
+    /// One connect attempt of an outbound connection racing several addresses.
+    Attempt(Box<super::dial::Attempt>),
 }
 
 pub(crate) struct Slot {

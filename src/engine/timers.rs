@@ -33,6 +33,10 @@ pub(crate) enum TimerAction {
     ShutdownDeadline,
     /// A connection's first-bytes deadline (`ListenOptions::first_bytes_timeout`).
     FirstBytes(ConnId),
+    /// An outbound connection's connect deadline (`ConnectOptions::connect_timeout`).
+    ConnectTimeout(ConnId),
+    /// Time for the next connect attempt of a race (`ConnectOptions::attempt_delay`).
+    NextAttempt(ConnId),
     /// A TLS connection's handshake deadline (`ListenOptions::tls_handshake_timeout`).
     #[cfg(feature = "tls")]
     HandshakeTimeout(ConnId),
@@ -163,6 +167,8 @@ impl Reactor {
                 TimerAction::Conn(id) => core.conn_timer(id, key),
                 TimerAction::IdleCheck(id) => core.idle_check(id),
                 TimerAction::FirstBytes(id) => core.first_bytes_expired(id),
+                TimerAction::ConnectTimeout(id) => core.connect_expired(id),
+                TimerAction::NextAttempt(id) => core.next_attempt(id),
                 #[cfg(feature = "tls")]
                 TimerAction::HandshakeTimeout(id) => core.handshake_expired(id),
                 TimerAction::ShutdownDeadline => self.shutdown_deadline(),

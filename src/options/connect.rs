@@ -17,19 +17,43 @@ use super::limits::Limits;
 /// // the upstream server is slow to take what it is sent.
 /// let options = ConnectOptions::new().pause_reading_over_high(false).max_output(4 << 20);
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ConnectOptions {
     pub(crate) limits: Limits,
     /// The local address to connect from, if chosen.
     pub(crate) local: Option<std::net::SocketAddr>,
     /// Options set on the socket before it connects.
     pub(crate) socket: super::SocketOptions,
+    /// How long the whole connect may take (resolution and attempts included).
+    pub(crate) connect_timeout: std::time::Duration,
+    /// Between two attempts of a Happy Eyeballs race.
+    pub(crate) attempt_delay: std::time::Duration,
     /// TLS: the client configuration and the name the server's certificate must carry.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<(
         std::sync::Arc<rustls::ClientConfig>,
         rustls::pki_types::ServerName<'static>,
     )>,
+}
+
+/// How long a connect may take by default: a host that drops SYNs is given up on after this,
+/// not after the kernel's retransmissions (about two minutes on Linux).
+pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// RFC 8305's recommended delay between two connection attempts.
+pub(crate) const ATTEMPT_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            limits: Limits::default(),
+            local: None,
+            socket: super::SocketOptions::default(),
+            connect_timeout: CONNECT_TIMEOUT,
+            attempt_delay: ATTEMPT_DELAY,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
 }
 
 impl PartialEq for ConnectOptions {
@@ -45,7 +69,12 @@ impl PartialEq for ConnectOptions {
         #[cfg(not(feature = "tls"))]
         let same_tls = true;
         let same_socket = self.socket.is_empty() && other.socket.is_empty();
-        self.limits == other.limits && self.local == other.local && same_socket && same_tls
+        self.limits == other.limits
+            && self.local == other.local
+            && self.connect_timeout == other.connect_timeout
+            && self.attempt_delay == other.attempt_delay
+            && same_socket
+            && same_tls
     }
 }
 
@@ -128,6 +157,36 @@ impl ConnectOptions {
     /// ```
     pub fn bind(mut self, local: std::net::SocketAddr) -> Self {
         self.local = Some(local);
+        self
+    }
+
+    /// Gives up on a connect that is not established within `timeout` (default 30 s): the
+    /// handler hears `on_close` with [`CloseReason::ConnectFailed`](crate::CloseReason) whose
+    /// error is `TimedOut`. It covers name resolution and every attempt of a race.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = sockloop::ConnectOptions::new().connect_timeout(Duration::from_secs(3));
+    /// ```
+    pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// With several addresses to try (a name that resolves to several, or a list), how long an
+    /// attempt runs before the next one starts beside it (default 250 ms, as RFC 8305
+    /// recommends); a failed attempt starts the next at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = sockloop::ConnectOptions::new().attempt_delay(Duration::from_millis(100));
+    /// ```
+    pub fn attempt_delay(mut self, delay: std::time::Duration) -> Self {
+        self.attempt_delay = delay;
         self
     }
 

@@ -16,6 +16,9 @@ use mio::{Interest, Registry, Token};
 
 /// A connected (or connecting) stream socket.
 pub(crate) enum Stream {
+    /// No socket yet: an outbound connection whose host name is being resolved, or whose
+    /// connect attempts are racing (`src/engine/dial.rs`). Reads and writes would block.
+    Pending,
     Tcp(TcpStream),
     #[cfg(unix)]
     Unix(UnixStream),
@@ -33,6 +36,7 @@ fn not_inet() -> io::Error {
 impl Stream {
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
+            Stream::Pending => Err(io::ErrorKind::WouldBlock.into()),
             Stream::Tcp(s) => (&*s).read(buf),
             #[cfg(unix)]
             Stream::Unix(s) => (&*s).read(buf),
@@ -41,6 +45,7 @@ impl Stream {
 
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
+            Stream::Pending => Err(io::ErrorKind::WouldBlock.into()),
             Stream::Tcp(s) => (&*s).write(buf),
             #[cfg(unix)]
             Stream::Unix(s) => (&*s).write(buf),
@@ -49,6 +54,7 @@ impl Stream {
 
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         match self {
+            Stream::Pending => Ok(()),
             Stream::Tcp(s) => s.shutdown(Shutdown::Write),
             #[cfg(unix)]
             Stream::Unix(s) => s.shutdown(Shutdown::Write),
@@ -57,6 +63,7 @@ impl Stream {
 
     pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
         match self {
+            Stream::Pending => Ok(None),
             Stream::Tcp(s) => s.take_error(),
             #[cfg(unix)]
             Stream::Unix(s) => s.take_error(),
@@ -66,6 +73,7 @@ impl Stream {
     /// Whether a pending connect has completed (`Ok(false)`: still in progress).
     pub(crate) fn is_connected(&self) -> io::Result<bool> {
         let result = match self {
+            Stream::Pending => return Ok(false),
             Stream::Tcp(s) => s.peer_addr().map(drop),
             #[cfg(unix)]
             Stream::Unix(s) => s.peer_addr().map(drop),
@@ -79,6 +87,7 @@ impl Stream {
 
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
         match self {
+            Stream::Pending => Err(io::ErrorKind::NotConnected.into()),
             Stream::Tcp(s) => s.peer_addr(),
             #[cfg(unix)]
             Stream::Unix(_) => Err(not_inet()),
@@ -87,6 +96,7 @@ impl Stream {
 
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         match self {
+            Stream::Pending => Err(io::ErrorKind::NotConnected.into()),
             Stream::Tcp(s) => s.local_addr(),
             #[cfg(unix)]
             Stream::Unix(_) => Err(not_inet()),
@@ -96,6 +106,7 @@ impl Stream {
     /// Sets `TCP_NODELAY`; Unix sockets have no Nagle algorithm, so there it does nothing.
     pub(crate) fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         match self {
+            Stream::Pending => Ok(()),
             Stream::Tcp(s) => s.set_nodelay(nodelay),
             #[cfg(unix)]
             Stream::Unix(_) => Ok(()),
@@ -105,6 +116,7 @@ impl Stream {
     /// Whether Nagle's algorithm is off (`TCP_NODELAY`); `false` for a Unix stream.
     pub(crate) fn nodelay(&self) -> io::Result<bool> {
         match self {
+            Stream::Pending => Ok(true),
             Stream::Tcp(s) => s.nodelay(),
             #[cfg(unix)]
             Stream::Unix(_) => Ok(false),
@@ -112,11 +124,12 @@ impl Stream {
     }
 
     /// The socket, for socket options.
-    pub(crate) fn sock_ref(&self) -> socket2::SockRef<'_> {
+    pub(crate) fn sock_ref(&self) -> Option<socket2::SockRef<'_>> {
         match self {
-            Stream::Tcp(s) => socket2::SockRef::from(s),
+            Stream::Pending => None,
+            Stream::Tcp(s) => Some(socket2::SockRef::from(s)),
             #[cfg(unix)]
-            Stream::Unix(s) => socket2::SockRef::from(s),
+            Stream::Unix(s) => Some(socket2::SockRef::from(s)),
         }
     }
 
@@ -127,6 +140,22 @@ impl Stream {
         }
     }
 
+    /// Registers again under another token (a connect attempt's socket moving into the
+    /// connection it won for).
+    pub(crate) fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Pending => Ok(()),
+            Stream::Tcp(s) => s.reregister(registry, token, interest),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.reregister(registry, token, interest),
+        }
+    }
+
     pub(crate) fn register(
         &mut self,
         registry: &Registry,
@@ -134,6 +163,7 @@ impl Stream {
         interest: Interest,
     ) -> io::Result<()> {
         match self {
+            Stream::Pending => Ok(()),
             Stream::Tcp(s) => s.register(registry, token, interest),
             #[cfg(unix)]
             Stream::Unix(s) => s.register(registry, token, interest),
