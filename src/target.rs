@@ -14,6 +14,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 /// a delay or at once when one fails, the first established wins, and the others are closed
 /// unseen by the handler.
 ///
+/// # Resolver threads
+///
+/// Each reactor starts up to four resolver threads, when the first name needs them, and keeps
+/// them for the next lookups; more lookups at once wait in their queue. A lookup is a blocking
+/// `getaddrinfo` call and cannot be cancelled: a connect closed or timed out meanwhile just
+/// ignores its answer, and a lookup stuck on an unanswering DNS server holds its thread until
+/// the system resolver gives up (`timeout` and `attempts` in `/etc/resolv.conf`). Failure to
+/// resolve reaches the handler as [`CloseReason::ConnectFailed`](crate::CloseReason) with an
+/// error that names the host. Applications that resolve names themselves (with a DNS library
+/// of their own) pass the addresses as a list.
+///
 /// # Examples
 ///
 /// ```
