@@ -63,6 +63,12 @@ pub enum CloseReason {
     /// `on_open`.
     #[cfg(feature = "tls")]
     Tls(rustls::Error),
+    /// A listener that takes the PROXY protocol
+    /// ([`ListenOptions::proxy_protocol`](crate::ListenOptions), feature `proxy-protocol`) got
+    /// a connection without a valid header: none where one is required or a malformed one
+    /// (`InvalidData`), the stream ended before it (`UnexpectedEof`), or it did not come in
+    /// time (`TimedOut`). The handler never heard `on_open`.
+    ProxyProtocol(io::Error),
 }
 
 impl CloseReason {
@@ -80,6 +86,7 @@ impl CloseReason {
                 | CloseReason::Error(_)
                 | CloseReason::Panicked(_)
                 | CloseReason::Truncated
+                | CloseReason::ProxyProtocol(_)
         ) || self.is_tls_error()
     }
 
@@ -114,6 +121,7 @@ impl fmt::Display for CloseReason {
             CloseReason::HandshakeTimeout => f.write_str("TLS handshake timeout"),
             #[cfg(feature = "tls")]
             CloseReason::Tls(e) => write!(f, "TLS error: {e}"),
+            CloseReason::ProxyProtocol(e) => write!(f, "PROXY protocol: {e}"),
         }
     }
 }

@@ -55,6 +55,8 @@ mod id;
 mod input;
 mod options;
 mod pool;
+#[cfg(feature = "proxy-protocol")]
+mod proxy;
 mod reactor;
 mod settings;
 mod sources;
@@ -74,6 +76,8 @@ pub use id::{ConnId, ListenerId, SourceId, UdpId};
 pub use input::Input;
 pub use options::{ConnectOptions, ListenOptions, SocketOptions};
 pub use pool::ReactorPool;
+#[cfg(feature = "proxy-protocol")]
+pub use proxy::{ProxyHeader, ProxyProtocol, ProxyVersion};
 pub use reactor::Reactor;
 pub use sources::Readiness;
 pub use stats::{ClosedStats, Stats};

@@ -47,6 +47,8 @@ pub struct ClosedStats {
     pub handshake_timeout: u64,
     /// Connections ended by a TLS error (`CloseReason::Tls`, with the `tls` feature).
     pub tls_error: u64,
+    /// Connections without a valid PROXY protocol header ([`CloseReason::ProxyProtocol`]).
+    pub proxy_protocol: u64,
 }
 
 impl ClosedStats {
@@ -72,6 +74,7 @@ impl ClosedStats {
             + self.truncated
             + self.handshake_timeout
             + self.tls_error
+            + self.proxy_protocol
     }
 }
 
@@ -164,7 +167,7 @@ impl fmt::Display for Stats {
             f,
             "open {} | accepted {} connected {} | closed {} (peer {}, local {}, aborted {}, \
              error {}, connect failed {}, idle {}, shutdown {}, panicked {}, input limit {}, output limit {}, \
-             first bytes {}, truncated {}, handshake timeout {}, tls error {}) | read {} B in {} reads, written {} B in {} writes | still-ready {} | accept errors {} rejected {} | timers {} | iterations {} ({:.2} events each)",
+             first bytes {}, truncated {}, handshake timeout {}, tls error {}, proxy protocol {}) | read {} B in {} reads, written {} B in {} writes | still-ready {} | accept errors {} rejected {} | timers {} | iterations {} ({:.2} events each)",
             self.open_connections,
             self.accepted,
             self.connected,
@@ -183,6 +186,7 @@ impl fmt::Display for Stats {
             c.truncated,
             c.handshake_timeout,
             c.tls_error,
+            c.proxy_protocol,
             self.bytes_read,
             self.reads,
             self.bytes_written,
@@ -224,6 +228,7 @@ impl std::ops::Add for ClosedStats {
             truncated: self.truncated + o.truncated,
             handshake_timeout: self.handshake_timeout + o.handshake_timeout,
             tls_error: self.tls_error + o.tls_error,
+            proxy_protocol: self.proxy_protocol + o.proxy_protocol,
         }
     }
 }
@@ -287,6 +292,7 @@ impl Counters {
             CloseReason::HandshakeTimeout => c.handshake_timeout += 1,
             #[cfg(feature = "tls")]
             CloseReason::Tls(_) => c.tls_error += 1,
+            CloseReason::ProxyProtocol(_) => c.proxy_protocol += 1,
         }
     }
 

@@ -45,6 +45,8 @@ pub(crate) use io_step::{ReadStep, WriteStep};
 #[cfg(feature = "tls")]
 pub(crate) use tls::TlsSession;
 use transport::Extra;
+#[cfg(feature = "proxy-protocol")]
+pub(crate) use transport::ProxyStage;
 
 use crate::close_reason::CloseReason;
 use crate::options::Limits;
@@ -250,8 +252,46 @@ impl<H> Conn<H> {
         self.bufs.out_len()
     }
 
+    /// The peer's address: the client's that a PROXY protocol header gave, if one did, or
+    /// else the socket's.
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        #[cfg(feature = "proxy-protocol")]
+        if let Some(source) = self.proxy_header().and_then(|h| h.source()) {
+            return Ok(source);
+        }
         self.stream.peer_addr()
+    }
+
+    /// The socket's peer, whatever a PROXY protocol header said (the balancer, behind one).
+    pub(crate) fn socket_peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.peer_addr()
+    }
+
+    /// The PROXY protocol header the connection came with, once read.
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) fn proxy_header(&self) -> Option<&crate::proxy::ProxyHeader> {
+        match self.extra.as_ref()?.proxy.as_ref()? {
+            ProxyStage::Read(header) => header.as_deref(),
+            ProxyStage::Awaited(_) => None,
+        }
+    }
+
+    /// The PROXY protocol mode, while the connection's header is still to be read.
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) fn proxy_awaited(&self) -> Option<crate::proxy::ProxyProtocol> {
+        if self.state != State::Handshaking {
+            return None;
+        }
+        match self.extra.as_ref()?.proxy.as_ref()? {
+            ProxyStage::Awaited(mode) => Some(*mode),
+            ProxyStage::Read(_) => None,
+        }
+    }
+
+    /// Sets where the connection is with its PROXY protocol header.
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) fn set_proxy(&mut self, stage: ProxyStage) {
+        self.extra.get_or_insert_with(Default::default).proxy = Some(stage);
     }
 
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {

@@ -36,6 +36,18 @@ pub(crate) struct Extra {
     /// Its TLS session, if it speaks TLS.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<TlsSession>,
+    /// Its PROXY protocol header: awaited, or what came.
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) proxy: Option<ProxyStage>,
+}
+
+/// Where an accepted connection is with its PROXY protocol header.
+#[cfg(feature = "proxy-protocol")]
+pub(crate) enum ProxyStage {
+    /// Not read yet; the handler has not heard of the connection.
+    Awaited(crate::proxy::ProxyProtocol),
+    /// Read (`None`: an optional header that was not there).
+    Read(Option<Box<crate::proxy::ProxyHeader>>),
 }
 
 impl Extra {

@@ -229,7 +229,10 @@ impl<'a> Context<'a> {
         let _ = self.core.shutdown_write(self.id);
     }
 
-    /// The peer's address.
+    /// The peer's address: the client's. Behind a load balancer that sends the PROXY protocol
+    /// (a listener with `ListenOptions::proxy_protocol`, feature `proxy-protocol`), that is the
+    /// address its header gives; [`socket_peer_addr`](Self::socket_peer_addr) is the
+    /// balancer's then.
     ///
     /// # Examples
     ///
@@ -256,6 +259,39 @@ impl<'a> Context<'a> {
     /// `getpeername`, e.g. `NotConnected` while an outbound connect is pending.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.core.slots.conn(self.id).ok_or_else(gone)?.peer_addr()
+    }
+
+    /// The address of the socket's peer, whatever a PROXY protocol header said: the load
+    /// balancer's, on a connection that came through one. Without a header it is
+    /// [`peer_addr`](Self::peer_addr).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{Context, Handler, Input};
+    ///
+    /// struct Audit;
+    /// impl Handler for Audit {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         if let (Ok(client), Ok(via)) = (cx.peer_addr(), cx.socket_peer_addr()) {
+    ///             log::info!("{client} (via {via})");
+    ///         }
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`peer_addr`](Self::peer_addr).
+    pub fn socket_peer_addr(&self) -> io::Result<SocketAddr> {
+        self.core
+            .slots
+            .conn(self.id)
+            .ok_or_else(gone)?
+            .socket_peer_addr()
     }
 
     /// This side's address.

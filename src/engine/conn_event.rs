@@ -95,12 +95,21 @@ impl Core {
         } else {
             ReadMode::Edge
         };
+        // A connection behind a balancer first gives its PROXY protocol header.
+        #[cfg(feature = "proxy-protocol")]
+        if !self.read_proxy_header(rbuf, id, ready.read_closed) {
+            return;
+        }
         self.read_turn(rbuf, id, mode);
     }
 
     /// Serves connection `id`'s turn from the still-ready queue: it reads to `WouldBlock`.
     /// Its replies are flushed in step 4.
     pub(crate) fn conn_retry(&mut self, rbuf: &mut [u8], id: ConnId) {
+        #[cfg(feature = "proxy-protocol")]
+        if !self.read_proxy_header(rbuf, id, false) {
+            return;
+        }
         self.read_turn(rbuf, id, ReadMode::Drain);
     }
 

@@ -64,6 +64,22 @@ impl Core {
         };
         if self.slots.conn(id).is_some_and(|c| c.is_connecting()) {
             self.arm_connect_timeout(id, options.connect_timeout);
+            // First on the wire: before the ClientHello and anything the handler writes.
+            #[cfg(feature = "proxy-protocol")]
+            if let Some(header) = &options.proxy_header {
+                match header.to_bytes() {
+                    Ok(bytes) => {
+                        if let Some(conn) = self.slots.conn_mut(id) {
+                            conn.bufs.push_out(&mut self.output.pool, &bytes);
+                        }
+                    }
+                    Err(e) => {
+                        log::debug!("{id}: PROXY header not built: {e}");
+                        self.close_with(id, crate::close_reason::CloseReason::ConnectFailed(e));
+                        return id;
+                    }
+                }
+            }
             #[cfg(feature = "tls")]
             if let Some((config, name)) = &options.tls {
                 let session = rustls::ClientConnection::new(config.clone(), name.clone())

@@ -66,6 +66,8 @@ struct Setup {
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     handshake_timeout: Duration,
+    #[cfg(feature = "proxy-protocol")]
+    proxy: crate::proxy::ProxyProtocol,
 }
 
 /// The reactor-wide connection limit and the listeners it (or a resource error) paused.
@@ -113,6 +115,13 @@ impl Core {
         options: ListenOptions,
         factory: Factory,
     ) -> io::Result<ListenerId> {
+        #[cfg(feature = "proxy-protocol")]
+        if options.proxy != crate::proxy::ProxyProtocol::Off {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the PROXY protocol is for TCP listeners",
+            ));
+        }
         let socket = ListenSocket::bind_unix(path)?;
         let id = self.store_listener(socket, options, factory)?;
         log::debug!("{id}: listening on {}", path.display());
@@ -212,6 +221,8 @@ impl Core {
                         #[cfg(feature = "tls")]
                         tls: listener.options.tls.clone(),
                         handshake_timeout: listener.options.tls_handshake_timeout,
+                        #[cfg(feature = "proxy-protocol")]
+                        proxy: listener.options.proxy,
                     };
                     let handler = (listener.factory)();
                     self.open_accepted(stream, handler, &peer, setup, class);
@@ -253,14 +264,18 @@ impl Core {
                 return;
             }
         }
+        // The handler hears of it once its PROXY header is read and its TLS handshake is done.
         #[cfg(feature = "tls")]
-        let state = if setup.tls.is_some() {
+        let handshake = setup.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        let handshake = false;
+        #[cfg(feature = "proxy-protocol")]
+        let handshake = handshake || setup.proxy != crate::proxy::ProxyProtocol::Off;
+        let state = if handshake {
             State::Handshaking
         } else {
             State::Open
         };
-        #[cfg(not(feature = "tls"))]
-        let state = State::Open;
         let id = match self.add_conn(stream, handler, state, class) {
             Ok(id) => id,
             Err((_handler, e)) => {
@@ -271,8 +286,13 @@ impl Core {
         };
         self.counters.stats.accepted += 1;
         log::debug!("{id}: accepted from {peer}");
-        if let Some(timeout) = self.classes.limits(class).first_bytes {
+        let first_bytes = self.classes.limits(class).first_bytes;
+        if let Some(timeout) = first_bytes {
             self.arm_first_bytes(id, timeout);
+        }
+        #[cfg(feature = "proxy-protocol")]
+        if setup.proxy != crate::proxy::ProxyProtocol::Off {
+            self.await_proxy_header(id, setup.proxy, first_bytes.is_some());
         }
         if let Some(idle) = setup.idle {
             if let Some(conn) = self.slots.conn_mut(id) {
@@ -287,6 +307,9 @@ impl Core {
             return self.start_tls(id, session, setup.handshake_timeout);
         }
         let _ = setup.handshake_timeout;
+        if handshake {
+            return; // `on_open` once the PROXY header is read (`proxy.rs`)
+        }
         self.call(id, |h, cx| h.on_open(cx));
         self.flush(id);
     }

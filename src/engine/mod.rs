@@ -33,6 +33,8 @@ mod iteration;
 mod jobs;
 mod listeners;
 mod output;
+#[cfg(feature = "proxy-protocol")]
+mod proxy;
 mod shutdown;
 mod slots;
 mod sources;

@@ -40,6 +40,9 @@ pub(crate) enum TimerAction {
     /// A TLS connection's handshake deadline (`ListenOptions::tls_handshake_timeout`).
     #[cfg(feature = "tls")]
     HandshakeTimeout(ConnId),
+    /// An accepted connection's PROXY protocol header deadline.
+    #[cfg(feature = "proxy-protocol")]
+    ProxyHeader(ConnId),
 }
 
 /// The timer queue and the loop timers' callbacks.
@@ -171,6 +174,8 @@ impl Reactor {
                 TimerAction::NextAttempt(id) => core.next_attempt(id),
                 #[cfg(feature = "tls")]
                 TimerAction::HandshakeTimeout(id) => core.handshake_expired(id),
+                #[cfg(feature = "proxy-protocol")]
+                TimerAction::ProxyHeader(id) => core.proxy_header_expired(id),
                 TimerAction::ShutdownDeadline => self.shutdown_deadline(),
                 TimerAction::Loop(slot, gen) => self.fire_loop_timer(slot, gen, now),
             }

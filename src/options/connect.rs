@@ -34,6 +34,9 @@ pub struct ConnectOptions {
         std::sync::Arc<rustls::ClientConfig>,
         rustls::pki_types::ServerName<'static>,
     )>,
+    /// A PROXY protocol header to send before anything else.
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) proxy_header: Option<crate::proxy::ProxyHeader>,
 }
 
 /// How long a connect may take by default: a host that drops SYNs is given up on after this,
@@ -52,6 +55,8 @@ impl Default for ConnectOptions {
             attempt_delay: ATTEMPT_DELAY,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "proxy-protocol")]
+            proxy_header: None,
         }
     }
 }
@@ -69,6 +74,8 @@ impl PartialEq for ConnectOptions {
         #[cfg(not(feature = "tls"))]
         let same_tls = true;
         let same_socket = self.socket.is_empty() && other.socket.is_empty();
+        #[cfg(feature = "proxy-protocol")]
+        let same_tls = same_tls && self.proxy_header == other.proxy_header;
         self.limits == other.limits
             && self.local == other.local
             && self.connect_timeout == other.connect_timeout
@@ -235,6 +242,28 @@ impl ConnectOptions {
         server_name: rustls::pki_types::ServerName<'static>,
     ) -> Self {
         self.tls = Some((config, server_name));
+        self
+    }
+
+    /// Sends `header` (PROXY protocol v1 or v2) as the first bytes of the connection, before
+    /// the TLS ClientHello and before anything the handler writes (feature `proxy-protocol`).
+    /// A proxy in front of a server that takes the protocol uses it to pass on who its client
+    /// is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockloop::{ConnectOptions, ProxyHeader, ProxyVersion};
+    ///
+    /// let client = "192.0.2.7:50000".parse().unwrap();
+    /// let front = "198.51.100.1:80".parse().unwrap();
+    /// let options =
+    ///     ConnectOptions::new().proxy_header(ProxyHeader::new(ProxyVersion::V2, client, front));
+    /// # let _ = options;
+    /// ```
+    #[cfg(feature = "proxy-protocol")]
+    pub fn proxy_header(mut self, header: crate::proxy::ProxyHeader) -> Self {
+        self.proxy_header = Some(header);
         self
     }
 }

@@ -35,6 +35,9 @@ pub struct ListenOptions {
     pub(crate) tls_handshake_timeout: Duration,
     /// Options for the listening socket and every accepted one.
     pub(crate) socket: super::SocketOptions,
+    /// Whether accepted connections start with a PROXY protocol header.
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) proxy: crate::proxy::ProxyProtocol,
 }
 
 /// An accepted TLS connection's handshake must complete within this by default.
@@ -56,6 +59,8 @@ impl Default for ListenOptions {
             tls: None,
             tls_handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
             socket: super::SocketOptions::default(),
+            #[cfg(feature = "proxy-protocol")]
+            proxy: crate::proxy::ProxyProtocol::Off,
         }
     }
 }
@@ -347,6 +352,69 @@ impl ListenOptions {
     /// ```
     pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.tls_handshake_timeout = timeout;
+        self
+    }
+
+    /// Reads a PROXY protocol header (v1 or v2, as HAProxy's `send-proxy` and `send-proxy-v2`
+    /// write them) at the start of every accepted connection, before its handler hears of it
+    /// (feature `proxy-protocol`).
+    ///
+    /// - The header is consumed before the handler sees a byte, however it is split across
+    ///   reads; then the handler hears `on_open` (after the TLS handshake, on a TLS listener:
+    ///   the header comes before the ClientHello).
+    /// - [`Context::peer_addr`](crate::Context::peer_addr) is the client's address the header
+    ///   gives, [`Context::socket_peer_addr`](crate::Context::socket_peer_addr) the balancer's,
+    ///   and [`Context::proxy_header`](crate::Context::proxy_header) the header itself (v2
+    ///   TLVs raw). A header without addresses (v1 `UNKNOWN`, v2 `LOCAL`: health checks) leaves
+    ///   the socket's addresses.
+    /// - A missing ([`ProxyProtocol::Required`](crate::ProxyProtocol)) or malformed header
+    ///   closes that connection with
+    ///   [`CloseReason::ProxyProtocol`](crate::CloseReason::ProxyProtocol), logged at debug.
+    /// - The header must come within the [first-bytes timeout](Self::first_bytes_timeout) if
+    ///   one is set, and within 10 s otherwise (then the error is `TimedOut`).
+    /// - On TCP listeners only: [`Reactor::listen_unix_with`](crate::Reactor::listen_unix_with)
+    ///   refuses it.
+    ///
+    /// Only a listener that clients reach through the balancer alone may take headers: a
+    /// client that could connect directly could claim any address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use sockloop::{Context, Handler, Input, ListenOptions, ProxyProtocol, Reactor};
+    ///
+    /// /// Answers with the client's address, as the balancer saw it.
+    /// struct WhoAmI;
+    /// impl Handler for WhoAmI {
+    ///     fn on_open(&mut self, cx: &mut Context<'_>) {
+    ///         let client = cx.peer_addr().unwrap();
+    ///         cx.write(format!("{client}\n").as_bytes());
+    ///         cx.close();
+    ///     }
+    ///     fn on_data(&mut self, _cx: &mut Context<'_>, input: &mut Input<'_>) {
+    ///         input.consume(input.len());
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let options = ListenOptions::new().proxy_protocol(ProxyProtocol::Required);
+    /// let (_, addr) = reactor.listen_with("127.0.0.1:0".parse().unwrap(), options, || WhoAmI)?;
+    ///
+    /// // What HAProxy's `send-proxy` would send for a client at 192.0.2.7.
+    /// let mut balancer = std::net::TcpStream::connect(addr)?;
+    /// balancer.write_all(b"PROXY TCP4 192.0.2.7 127.0.0.1 50000 80\r\n")?;
+    /// while reactor.connection_count() > 0 || reactor.stats().accepted == 0 {
+    ///     reactor.run_once(Some(std::time::Duration::from_millis(100)))?;
+    /// }
+    /// let mut answer = String::new();
+    /// std::io::Read::read_to_string(&mut balancer, &mut answer)?;
+    /// assert_eq!(answer, "192.0.2.7:50000\n");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "proxy-protocol")]
+    pub fn proxy_protocol(mut self, mode: crate::proxy::ProxyProtocol) -> Self {
+        self.proxy = mode;
         self
     }
 }

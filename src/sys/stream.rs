@@ -43,6 +43,21 @@ impl Stream {
         }
     }
 
+    /// Reads without consuming (`MSG_PEEK`): what a PROXY protocol header is looked for in.
+    /// TCP only.
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Pending => Err(io::ErrorKind::WouldBlock.into()),
+            Stream::Tcp(s) => s.peek(buf),
+            #[cfg(unix)]
+            Stream::Unix(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no peeking on a Unix stream",
+            )),
+        }
+    }
+
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Pending => Err(io::ErrorKind::WouldBlock.into()),
