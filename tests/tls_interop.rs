@@ -54,8 +54,10 @@ fn have(tool: &str, args: &[&str]) -> bool {
                 !required,
                 "{tool} is not installed, and SOCKLOOP_REQUIRE_TOOLS is set"
             );
+            let test = thread::current().name().unwrap_or("a test").to_string();
             eprintln!(
-                "skipped: {tool} is not installed (set SOCKLOOP_REQUIRE_TOOLS=1 to fail instead)"
+                "skipped {test}: {tool} is not installed (set SOCKLOOP_REQUIRE_TOOLS=1 to fail \
+                 instead)"
             );
             false
         }
@@ -446,6 +448,32 @@ fn openssl_s_client_handshakes_tls12_with_alpn_and_sni_and_echoes() {
 fn openssl_s_client_handshakes_tls13_with_alpn_and_sni_and_echoes() {
     require!("openssl", "version");
     s_client_echo("-tls1_3", ProtocolVersion::TLSv1_3, "TLSv1.3");
+}
+
+/// The verification above is real: `s_client` trusting another CA refuses our certificate
+/// (`-verify_return_error`), and the server hears its alert as a TLS error, never `on_open`.
+#[test]
+fn openssl_s_client_refuses_a_certificate_from_another_ca() {
+    require!("openssl", "version");
+    let pki = Pki::new();
+    let stranger = PemFiles::new(&Pki::new());
+    let (addr, _server, rx) = serve_echo(pki.server_config(&[b"echo/1"]));
+    let mut client = s_client(addr, &stranger, &["-tls1_3"]);
+    assert!(!client.wait_exit().success(), "{}", client.transcript());
+    let said = format!("{}{}", client.stdout(), client.stderr());
+    assert!(
+        said.contains("verify error:num=") && !said.contains("Verification: OK"),
+        "{}",
+        client.transcript()
+    );
+    // Both CAs have the same name, so OpenSSL finds the stranger's and the signature fails.
+    match next_seen(&rx, "on_close of the refusing client") {
+        Seen::Closed(_, Ended::Tls(e)) => assert_eq!(
+            e,
+            rustls::Error::AlertReceived(rustls::AlertDescription::DecryptError)
+        ),
+        other => panic!("expected a close with a TLS error, got {other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
