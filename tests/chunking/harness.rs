@@ -44,6 +44,7 @@ mod peer;
 #[path = "scenario.rs"]
 mod scenario;
 
+pub use peer::Layer;
 use peer::{Peer, SocketPath};
 pub use scenario::*;
 
@@ -299,10 +300,34 @@ struct Driver<'s> {
 /// `ListenOptions`' documented default `max_input`.
 const DEFAULT_MAX_INPUT: usize = 1 << 20;
 
+/// A protocol between the handler and the peer's socket (TLS in `tests/tls_chunking.rs`): the
+/// listener's side of it, and a fresh peer's side for each run. The scenario's chunking, spins
+/// and ends then apply to the plaintext.
+pub trait Wrap {
+    /// The listener's options, with the protocol added.
+    fn listen_options(&self, options: ListenOptions) -> ListenOptions;
+    /// The peer's side, for one connection.
+    fn layer(&self) -> Box<dyn Layer>;
+}
+
 /// Runs `s` and panics, with the scenario and what was observed, if a property fails.
 pub fn run(s: &Scenario) -> Outcome {
+    run_with(s, None)
+}
+
+/// Runs `s` over TCP under `wrap`'s protocol, as [`run`] does: the peer completes the
+/// protocol's opening (and the handler hears `on_open`) before it sends.
+pub fn run_wrapped(s: &Scenario, wrap: &dyn Wrap) -> Outcome {
+    let s = Scenario {
+        transport: Transport::Tcp,
+        ..s.clone()
+    };
+    run_with(&s, Some(wrap))
+}
+
+fn run_with(s: &Scenario, wrap: Option<&dyn Wrap>) -> Outcome {
     let payload = s.payload.bytes();
-    let mut d = Driver::start(s);
+    let mut d = Driver::start(s, wrap);
     d.send(&payload);
     d.end();
     d.finish();
@@ -318,14 +343,17 @@ pub fn run(s: &Scenario) -> Outcome {
 }
 
 impl<'s> Driver<'s> {
-    fn start(s: &'s Scenario) -> Driver<'s> {
+    fn start(s: &'s Scenario, wrap: Option<&dyn Wrap>) -> Driver<'s> {
         let mut reactor = Reactor::new().expect("Reactor::new");
         // A failed check inside a callback must fail the run, not just close the connection.
         reactor.set_panic_policy(sockloop::PanicPolicy::Unwind);
-        let options = match s.max_input {
+        let mut options = match s.max_input {
             Some(n) => ListenOptions::new().max_input(n),
             None => ListenOptions::new(),
         };
+        if let Some(wrap) = wrap {
+            options = wrap.listen_options(options);
+        }
         let log = Rc::new(RefCell::new(Log {
             id: None,
             opens: 0,
@@ -360,7 +388,10 @@ impl<'s> Driver<'s> {
                     .expect("listen");
                 // Bulk replies are meant to fill the window and wait in the reactor.
                 let rcvbuf = (s.reply == Reply::Bulk).then_some(PEER_RCVBUF);
-                (Peer::tcp(addr, rcvbuf), None)
+                match wrap {
+                    Some(wrap) => (Peer::layered(addr, rcvbuf, wrap.layer()), None),
+                    None => (Peer::tcp(addr, rcvbuf), None),
+                }
             }
             Transport::Unix => {
                 let path = SocketPath::new();
@@ -369,7 +400,7 @@ impl<'s> Driver<'s> {
                 (Peer::unix(&path.0), Some(path))
             }
         };
-        Driver {
+        let mut d = Driver {
             s,
             reactor,
             log,
@@ -378,6 +409,27 @@ impl<'s> Driver<'s> {
             writes: 0,
             turns: 0,
             started: Instant::now(),
+        };
+        if wrap.is_some() {
+            d.open();
+        }
+        d
+    }
+
+    /// Runs the loop until the peer's layer has completed its opening and the handler has
+    /// heard `on_open`, so that the scenario's writes reach the handler as they are split
+    /// (rather than all at once, when the opening completes).
+    fn open(&mut self) {
+        loop {
+            self.peer.read_available();
+            let opened = self.log.borrow().opens > 0;
+            if opened && self.peer.is_ready() {
+                return;
+            }
+            if self.peer.is_done() {
+                self.fail("the peer's stream ended during the opening".to_string());
+            }
+            self.turn(POLL);
         }
     }
 
