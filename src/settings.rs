@@ -125,7 +125,8 @@ impl Reactor {
         self.core.flush.fix_batch(n);
     }
 
-    /// Shuts down gracefully within `grace`: listeners close at once, each connection's handler
+    /// Shuts down gracefully within `grace`: listeners close at once (after accepting the
+    /// connections the kernel already queued for them, which closing would reset), each connection's handler
     /// is asked to finish ([`Handler::on_shutdown`](crate::Handler::on_shutdown), by default a
     /// graceful close that sends all queued output first), and [`run`](Self::run) returns once
     /// every connection and UDP socket is closed. Connections still open after `grace` are

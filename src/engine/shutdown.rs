@@ -2,7 +2,9 @@
 //! the deadline.
 //!
 //! Listeners are closed at once (new clients are refused by the kernel rather than accepted and
-//! dropped). Every open connection's handler gets [`on_shutdown`](crate::Handler::on_shutdown),
+//! dropped), after one last accept of what the kernel has queued: a connection left in the
+//! accept queue would be reset by the close, and behind a load balancer in TCP mode that is a
+//! request lost (the balancer retries refused connects, not established ones). Every open connection's handler gets [`on_shutdown`](crate::Handler::on_shutdown),
 //! whose default closes gracefully: queued output is sent first. UDP sockets close once their
 //! send queue is empty. A connection that has sent everything and its FIN waits at most 1 s
 //! for the peer's FIN (not the usual 5 s: an idle client would otherwise hold the shutdown).
@@ -19,6 +21,9 @@ use crate::close_reason::CloseReason;
 use crate::conn::CloseMode;
 use crate::id::{ConnId, ListenerId};
 use crate::reactor::Reactor;
+
+/// Accept turns (each up to the accept budget) taken from a listener's queue before it closes.
+const DRAIN_ROUNDS: usize = 16;
 
 pub(crate) struct ShutdownState {
     deadline: Instant,
@@ -109,6 +114,10 @@ impl Core {
     fn begin_shutdown(&mut self) {
         for (key, gen) in self.slots.keys_where(|e| matches!(e, Entry::Listener(_))) {
             let id = ListenerId::new(key, gen);
+            // Bounded: a flood of connects cannot hold the shutdown here.
+            for _ in 0..DRAIN_ROUNDS {
+                self.accept(id);
+            }
             let _ = self.remove_listener(id);
         }
         for id in self.conn_ids() {
