@@ -39,7 +39,7 @@ type Ws = WebSocket<TcpStream>;
 /// Serves the chat with `max_output` on a reactor thread.
 fn start(max_output: usize) -> (SocketAddr, RunThread) {
     spawn_run(move |reactor| {
-        server::serve(reactor, localhost(), max_output)
+        server::serve(reactor, localhost(), server::listen_options(max_output))
             .expect("listen on 127.0.0.1:0")
             .0
     })
