@@ -240,7 +240,7 @@ struct Server {
 impl Server {
     fn sockloop(example: &Path, busy_poll: u64, pin: bool) -> Result<Server, String> {
         let mut child = pin::command(example, pin.then_some(SERVER_CPU))
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0"])
             .args(["--busy-poll", &busy_poll.to_string()])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

@@ -81,7 +81,12 @@ const BENCH: Bench = Bench {
     max_members: None,
     // The example's server with its settings; the room it returns is only for its counters.
     sockloop: |reactor, addr| {
-        server::serve(reactor, addr, server::DEFAULT_MAX_OUTPUT).map(|(bound, _room)| bound)
+        server::serve(
+            reactor,
+            addr,
+            server::listen_options(server::DEFAULT_MAX_OUTPUT),
+        )
+        .map(|(bound, _room)| bound)
     },
     tokio: tokio_chat::serve,
 };

@@ -6,6 +6,9 @@
 //! smaller, so the tests stay fast. The `http_server` binary itself is tried with curl and wrk
 //! (see its module docs and examples/http_server/README.md).
 
+#[cfg(feature = "tls")]
+#[path = "util/tls.rs"]
+mod tls_util;
 mod util;
 
 #[path = "../examples/http_server/handler.rs"]
@@ -64,9 +67,9 @@ impl Response {
 }
 
 /// A blocking client that keeps whatever it read beyond the response it was asked for, so
-/// pipelined responses can be taken one at a time.
-struct Client {
-    stream: TcpStream,
+/// pipelined responses can be taken one at a time; over TCP, or over TLS (`S` a rustls stream).
+struct Client<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
 }
 
@@ -77,7 +80,9 @@ impl Client {
             buf: Vec::new(),
         }
     }
+}
 
+impl<S: Read + Write> Client<S> {
     fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
     }
@@ -141,7 +146,9 @@ impl Client {
         self.send(head_request);
         self.next_response(true)
     }
+}
 
+impl Client {
     /// Asserts the server closed the connection after what was read (clean EOF, no more bytes).
     #[track_caller]
     fn assert_closed(&mut self) {
@@ -605,5 +612,45 @@ fn trickling_peer_cannot_hold_a_closing_connection_open() {
     let stats = util::stats(&handle);
     assert_eq!(stats.closed.local, 1, "{stats}");
     assert_eq!(stats.closed.total(), 1, "{stats}");
+    server.stop();
+}
+
+/// Served over TLS with ALPN `http/1.1` (what `http_server --tls` does), the handler is the same:
+/// a client offering h2 first settles on HTTP/1.1, keep-alive and pipelining work, and
+/// `Connection: close` ends the connection with close_notify, so the client sees a clean end.
+#[cfg(feature = "tls")]
+#[test]
+fn https_with_alpn_http_1_1_keeps_alive_and_pipelines() {
+    use sockloop::rustls::{ClientConnection, StreamOwned};
+
+    let pki = tls_util::Pki::new();
+    let options = CONFIG
+        .listen_options()
+        .tls(pki.server_config(&[b"http/1.1"]));
+    let (addr, server) = util::serve_with(options, || HttpConn::new(&CONFIG));
+    let tls = ClientConnection::new(
+        pki.client_config(&[b"h2", b"http/1.1"]),
+        tls_util::localhost_name(),
+    )
+    .expect("a TLS client");
+    let mut c = Client {
+        stream: StreamOwned::new(tls, util::client(addr)),
+        buf: Vec::new(),
+    };
+    c.send(&get("/"));
+    let r = c.response();
+    assert_eq!((r.status, r.body.as_slice()), (200, HELLO.as_bytes()));
+    assert_eq!(c.stream.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+
+    let mut batch = get("/");
+    batch.extend(get("/missing"));
+    batch.extend(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    c.send(&batch);
+    let statuses: Vec<u16> = (0..3).map(|_| c.response().status).collect();
+    assert_eq!(statuses, [200, 404, 200]);
+    // After the closing response: close_notify, which rustls reports as a clean EOF.
+    let mut rest = Vec::new();
+    c.stream.read_to_end(&mut rest).expect("a clean TLS close");
+    assert!(rest.is_empty(), "nothing after the closing response");
     server.stop();
 }

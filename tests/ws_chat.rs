@@ -3,6 +3,9 @@
 //! for every member, pings, close handshakes and protocol errors, graceful shutdown, and a
 //! member that never reads being reset at the output cap while the others keep receiving.
 //!
+//! With the `tls` feature, the same chat is also served over TLS, as `ws_chat --tls` serves it,
+//! and members join over `wss://`.
+//!
 //! Every client socket has a read timeout ([`util::TIMEOUT`]), so no read can hang a test.
 
 #[allow(dead_code)]
@@ -16,6 +19,9 @@ mod room;
 mod server;
 #[path = "../examples/ws_chat/stream.rs"]
 mod stream;
+#[cfg(feature = "tls")]
+#[path = "util/tls.rs"]
+mod tls_util;
 mod util;
 
 use std::io::{ErrorKind, Write};
@@ -39,7 +45,7 @@ type Ws = WebSocket<TcpStream>;
 /// Serves the chat with `max_output` on a reactor thread.
 fn start(max_output: usize) -> (SocketAddr, RunThread) {
     spawn_run(move |reactor| {
-        server::serve(reactor, localhost(), max_output)
+        server::serve(reactor, localhost(), server::listen_options(max_output))
             .expect("listen on 127.0.0.1:0")
             .0
     })
@@ -474,4 +480,59 @@ fn graceful_close_with_unread_leftover_input_still_delivers_the_reply() {
     stream.write_all(&[b'x'; 64]).unwrap();
     // Expected: "bye\n", then EOF. Actual: a reset (CloseReason::InputLimit), "bye" never sent.
     assert_eq!(read_to_eof(&mut stream), b"bye\n");
+}
+
+/// Served with TLS under it (what `ws_chat --tls` does), the chat is the same: members join over
+/// `wss://`, ALPN settles on `http/1.1`, and every member sees every message in one order.
+#[cfg(feature = "tls")]
+#[test]
+fn members_chat_over_wss_as_over_ws() {
+    use sockloop::rustls::{ClientConnection, StreamOwned};
+    type Wss = WebSocket<StreamOwned<ClientConnection, TcpStream>>;
+
+    let pki = tls_util::Pki::new();
+    let config = pki.server_config(&[b"http/1.1"]);
+    let (addr, _server) = spawn_run(move |reactor| {
+        let options = server::listen_options(server::DEFAULT_MAX_OUTPUT).tls(config);
+        server::serve(reactor, localhost(), options)
+            .expect("listen on 127.0.0.1:0")
+            .0
+    });
+    let client_config = pki.client_config(&[b"h2", b"http/1.1"]);
+    let text = |ws: &mut Wss| loop {
+        match ws.read() {
+            Ok(Message::Text(text)) => return text.as_str().to_owned(),
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    };
+    let join = |name: &str| -> Wss {
+        let tls = ClientConnection::new(client_config.clone(), tls_util::localhost_name())
+            .expect("a TLS client");
+        let url = format!("wss://localhost:{}/ws?name={name}", addr.port());
+        let (ws, response) = tungstenite::client(url, StreamOwned::new(tls, util::client(addr)))
+            .unwrap_or_else(|e| panic!("{name}: handshake failed: {e}"));
+        assert_eq!(response.status(), 101);
+        assert_eq!(ws.get_ref().conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+        ws
+    };
+
+    let mut alice = join("alice");
+    assert_eq!(text(&mut alice), "* alice joined (1 here)");
+    let mut bob = join("bob");
+    assert_eq!(text(&mut bob), "* bob joined (2 here)");
+    assert_eq!(text(&mut alice), "* bob joined (2 here)");
+    for i in 0..20 {
+        let (from, name) = if i % 2 == 0 {
+            (&mut alice, "alice")
+        } else {
+            (&mut bob, "bob")
+        };
+        from.send(Message::text(format!("#{i} over wss"))).unwrap();
+        let line = format!("{name}: #{i} over wss");
+        assert_eq!(text(&mut alice), line);
+        assert_eq!(text(&mut bob), line);
+    }
+    bob.close(None).unwrap();
+    assert_eq!(text(&mut alice), "* bob left (1 here)");
 }

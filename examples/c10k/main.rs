@@ -6,6 +6,8 @@
 //! cargo run --release --example c10k -- --addr 127.0.0.1:7878   # any external echo server
 //! cargo run --release --example c10k -- -c 35000 --src-ips 127.0.0.2-127.0.0.40 \
 //!     --procs 2 --server-procs 2                            # past one port range and one fd limit
+//! cargo run --release --features tls --example c10k -- --tls            # 10,000 TLS connections
+//! cargo run --release --features tls --example c10k -- --tls --churn -c 64 --duration 5
 //! ```
 //!
 //! With no arguments it raises its open-files limit to the hard limit, starts a sockloop echo
@@ -26,25 +28,53 @@
 //! wait after connecting until the parent says `go`, so that their measured windows coincide and
 //! the server's memory is sampled with every connection up. Latency histograms are merged
 //! exactly.
+//!
+//! With `--tls` (cargo feature `tls`) every connection speaks TLS. The server c10k starts gets
+//! a certificate for localhost from a throwaway CA made at startup (in a temporary directory,
+//! removed at the end); against an external server (`--addr`), `--cacert FILE` is the CA to
+//! verify it with (by default the one `echo_server --tls` writes) and `--server-name` the name.
+//! Two modes:
+//!
+//! - **long-lived** (the default): the run above, over TLS: every connection makes its
+//!   handshake in the connect phase, then carries verified echo load, and all are held open at
+//!   once.
+//! - **handshake-heavy** (`--churn`): `-c` slots, each connecting, making a full handshake (no
+//!   session resumption), one verified round trip of `-s` bytes, a graceful close
+//!   (`close_notify`), and connecting again, for `--duration` seconds or `--messages`
+//!   connections in all; it reports connections per second. It works without `--tls` too, as
+//!   a connect/close churn.
+//!
+//! The files: `main.rs` the demo, the limits and the started servers; `workers.rs` the worker
+//! processes; `secure.rs` TLS or not; `churn.rs` the handshake-heavy mode; the load itself is
+//! `examples/loadgen`.
 
+mod churn;
 #[path = "../loadgen/mod.rs"]
 mod loadgen;
+mod secure;
+#[path = "../common/tls.rs"]
+mod tls;
+mod workers;
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use loadgen::{LoadConfig, LoadReport, Phase, Progress, ProgressBars, Stage};
-use sockloop::{Context, Handler, Input, ListenOptions, ReactorPool};
+use loadgen::{LoadConfig, LoadReport, Phase};
+use secure::Secure;
+use sockloop::{ConnectOptions, Context, Handler, Input, ListenOptions, ReactorPool};
 
 /// Descriptors a process keeps for itself (epoll, stdio, pipes, listeners, ...).
 const FD_MARGIN: u64 = 100;
 /// How long a server gets to finish its connections once told to stop.
 const SERVER_GRACE: Duration = Duration::from_secs(5);
+/// The hang guard of `--churn`: it fails if no connection finishes for this long.
+const CHURN_STALL_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -99,9 +129,21 @@ struct Args {
     /// Reactor threads per server process (ReactorPool, SO_REUSEPORT).
     #[arg(long, default_value_t = 1)]
     server_threads: usize,
+    /// Handshake-heavy mode: each of -c slots connects, makes one round trip of -s bytes,
+    /// closes and connects again, for --duration seconds or --messages connections in all.
+    #[arg(long)]
+    churn: bool,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    tls: tls::ClientArgs,
+    /// Internal: the served certificate chain (with --serve and --tls).
+    #[arg(long, hide = true, value_name = "FILE", requires = "tls")]
+    cert: Option<PathBuf>,
+    /// Internal: the served key (with --serve and --tls).
+    #[arg(long, hide = true, value_name = "FILE", requires = "tls")]
+    key: Option<PathBuf>,
     /// Internal: run an echo server on ADDR, print "listening ADDR", serve until stdin closes.
     #[arg(long, hide = true, value_name = "ADDR")]
     serve: Option<SocketAddr>,
@@ -154,9 +196,9 @@ fn parse_ips(text: &str) -> Result<IpList, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = if let Some(addr) = args.serve {
-        serve(addr, args.server_threads, args.reuse_port).map(|()| true)
+        serve(&args, addr).map(|()| true)
     } else if let Some(index) = args.worker {
-        worker(&args, index).map(|()| true)
+        workers::worker(&args, index).map(|()| true)
     } else {
         demo(&args)
     };
@@ -170,8 +212,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// The load as configured on the command line, for `share` of `of` client processes.
-fn load_config(args: &Args, addr: SocketAddr, share: usize, of: usize) -> LoadConfig {
+/// The load as configured on the command line, for `share` of `of` client processes, connecting
+/// with `options`.
+fn load_config(
+    args: &Args,
+    addr: SocketAddr,
+    share: usize,
+    of: usize,
+    options: &ConnectOptions,
+) -> LoadConfig {
     let split = |n: usize| n / of + usize::from(share < n % of);
     let secs = Duration::from_secs_f64;
     LoadConfig {
@@ -188,9 +237,14 @@ fn load_config(args: &Args, addr: SocketAddr, share: usize, of: usize) -> LoadCo
         },
         messages: args.messages.map(|m| split(m as usize) as u64),
         src_ips: args.src_ips.clone().map(|l| l.0).unwrap_or_default(),
+        options: options.clone(),
         connect_timeout: secs(args.connect_timeout),
         connect_concurrency: args.connect_concurrency,
-        connect_retry: (args.connect_retry > 0.0).then(|| secs(args.connect_retry)),
+        // With TLS a connect completes only after the server accepted it and made the
+        // handshake, so the window bounds the accept queue, and a handshake waiting for the
+        // server's CPU is not a lost SYN (see loadgen's "How a run goes").
+        connect_retry: (args.connect_retry > 0.0 && !args.tls.tls)
+            .then(|| secs(args.connect_retry)),
         progress: !args.quiet && of == 1,
         ..LoadConfig::default()
     }
@@ -209,23 +263,75 @@ fn demo(args: &Args) -> Result<bool, String> {
                 .into(),
         );
     }
+    if args.churn && (args.procs > 1 || args.idle > 0) {
+        return Err("--churn runs in one client process, without --idle connections".into());
+    }
+    if args.addr.is_none() && args.tls.cacert.is_some() {
+        return Err(
+            "--cacert is for an external server (--addr): the server c10k starts \
+                    has a certificate from a CA c10k makes"
+                .into(),
+        );
+    }
     // Every socket is a descriptor; the soft limit may be raised up to the hard one.
     let fds = rlimit::increase_nofile_limit(u64::MAX)
         .map_err(|e| format!("cannot raise the open-files limit: {e}"))?;
     check_limits(args, fds)?;
+    let secure = Secure::new(args)?;
 
     let mut servers = Vec::new();
     let addr = match args.addr {
         Some(addr) => addr,
-        None => start_servers(args, &mut servers)?,
+        None => start_servers(args, &secure, &mut servers)?,
     };
-    let result = run_clients(args, addr, &servers);
+    if args.churn {
+        let result = run_churn(args, addr, &secure);
+        let stopped = stop_servers(servers);
+        let report = result?;
+        stopped?;
+        println!(
+            "c10k --churn: {} slots to {addr}{}; {} B per connection",
+            args.connections,
+            if args.tls.tls {
+                " over TLS (full handshakes)"
+            } else {
+                ""
+            },
+            args.size
+        );
+        print!("{}", report.summary());
+        println!("wall time:   {:.1} s", started.elapsed().as_secs_f64());
+        if !report.ok() {
+            println!("c10k: FAILED (see the problems above)");
+        }
+        return Ok(report.ok());
+    }
+    let result = run_clients(args, addr, &servers, &secure);
     let stopped = stop_servers(servers);
     let (report, rss) = result?;
     stopped?;
 
     print_summary(args, addr, &report, rss, started.elapsed());
     Ok(report.ok())
+}
+
+/// The handshake-heavy mode, in this process.
+fn run_churn(args: &Args, addr: SocketAddr, secure: &Secure) -> Result<churn::ChurnReport, String> {
+    let cfg = churn::ChurnConfig {
+        addr,
+        options: secure.options.clone(),
+        slots: args.connections,
+        size: args.size,
+        duration: match (args.duration, args.messages) {
+            (Some(d), _) => Some(Duration::from_secs_f64(d)),
+            (None, Some(_)) => None,
+            (None, None) => Some(Duration::from_secs(5)),
+        },
+        total: args.messages,
+        src_ips: args.src_ips.clone().map(|l| l.0).unwrap_or_default(),
+        stall_limit: CHURN_STALL_LIMIT,
+    };
+    churn::run_churn(&cfg).map_err(|e| format!("churn failed: {e}"))
 }
 
 /// States what the open-files limit and the port range allow, and refuses what cannot work.
@@ -294,7 +400,11 @@ struct Server {
 }
 
 /// Starts `--server-procs` server processes on one port; returns its address.
-fn start_servers(args: &Args, servers: &mut Vec<Server>) -> Result<SocketAddr, String> {
+fn start_servers(
+    args: &Args,
+    secure: &Secure,
+    servers: &mut Vec<Server>,
+) -> Result<SocketAddr, String> {
     let reuse = args.server_procs > 1 || args.server_threads > 1;
     let mut addr = SocketAddr::from(([127, 0, 0, 1], 0));
     for _ in 0..args.server_procs {
@@ -306,6 +416,7 @@ fn start_servers(args: &Args, servers: &mut Vec<Server>) -> Result<SocketAddr, S
         if reuse {
             cmd.arg("--reuse-port");
         }
+        cmd.args(&secure.server_args);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -391,6 +502,7 @@ fn run_clients(
     args: &Args,
     addr: SocketAddr,
     servers: &[Server],
+    secure: &Secure,
 ) -> Result<(LoadReport, RssPair), String> {
     let before = servers_rss(servers);
     let baseline = servers_fds(servers);
@@ -403,7 +515,7 @@ fn run_clients(
         }
     };
     let report = if args.procs == 1 {
-        let cfg = load_config(args, addr, 0, 1);
+        let cfg = load_config(args, addr, 0, 1, &secure.options);
         let mut on_phase = |phase| {
             if phase == Phase::Connected {
                 sample();
@@ -411,235 +523,9 @@ fn run_clients(
         };
         loadgen::run_load(&cfg, &mut on_phase).map_err(|e| format!("load failed: {e}"))?
     } else {
-        run_workers(args, addr, &mut sample)?
+        workers::run_workers(args, addr, secure, &mut sample)?
     };
     Ok((report, before.zip(after)))
-}
-
-/// What a worker's stdout says, line by line.
-enum FromWorker {
-    Line(usize, String),
-    Gone(usize),
-}
-
-/// One client worker process and what it has said.
-struct Worker {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    progress: Option<Progress>,
-    connected: bool,
-    report: Vec<String>,
-    gone: bool,
-}
-
-/// Runs `--procs` workers in lockstep: all connect, then (after `on_connected`) all load.
-fn run_workers(
-    args: &Args,
-    addr: SocketAddr,
-    on_connected: &mut dyn FnMut(),
-) -> Result<LoadReport, String> {
-    let (tx, rx) = mpsc::channel();
-    let mut workers = Vec::new();
-    for index in 0..args.procs {
-        let mut child = worker_command(args, addr, index)?
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start worker {index}: {e}"))?;
-        let stdout = child.stdout.take().expect("piped");
-        let tx = tx.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(FromWorker::Line(index, line));
-            }
-            let _ = tx.send(FromWorker::Gone(index));
-        });
-        let stdin = child.stdin.take();
-        workers.push(Worker {
-            child,
-            stdin,
-            progress: None,
-            connected: false,
-            report: Vec::new(),
-            gone: false,
-        });
-    }
-    drop(tx);
-
-    // Every stage of every worker is bounded; this only catches a worker that hangs.
-    let cfg = load_config(args, addr, 0, 1);
-    let window = cfg.duration.unwrap_or(cfg.max_measure);
-    let limit = cfg.connect_timeout + cfg.warmup + window + cfg.drain_timeout + cfg.close_grace;
-    let deadline = Instant::now() + limit + Duration::from_secs(30);
-    let mut bars = (!args.quiet).then(ProgressBars::new);
-    let mut go_sent = false;
-    let mut since = (Stage::Connecting, Instant::now());
-    while workers.iter().any(|w| !w.gone) && Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(FromWorker::Line(i, line)) => take_line(&mut workers[i], line, &cfg),
-            Ok(FromWorker::Gone(i)) => workers[i].gone = true,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-        if !go_sent && workers.iter().all(|w| w.connected || w.gone) {
-            on_connected();
-            for w in &mut workers {
-                if let Some(stdin) = &mut w.stdin {
-                    let _ = stdin.write_all(b"go\n").and_then(|()| stdin.flush());
-                }
-            }
-            go_sent = true;
-        }
-        if let (Some(bars), Some(p)) = (&mut bars, total_progress(&workers, &mut since)) {
-            bars.update(&p);
-        }
-    }
-    if let Some(bars) = &mut bars {
-        bars.finish();
-    }
-
-    let mut total = LoadReport::empty();
-    for (i, mut w) in workers.into_iter().enumerate() {
-        drop(w.stdin.take());
-        if !w.gone {
-            let _ = w.child.kill();
-        }
-        let _ = w.child.wait();
-        let lines = w.report.iter().map(String::as_str);
-        match LoadReport::from_lines(lines) {
-            Ok(report) => total.merge(&report),
-            Err(e) => {
-                // A worker without a report lost all its connections.
-                let share = load_config(args, addr, i, args.procs);
-                let n = share.connections + share.idle_connections;
-                total.requested += n;
-                total.failed += n;
-                total
-                    .errors
-                    .push(format!("worker {i} ended without a report ({e})"));
-            }
-        }
-    }
-    Ok(total)
-}
-
-fn worker_command(args: &Args, addr: SocketAddr, index: usize) -> Result<Command, String> {
-    let share = load_config(args, addr, index, args.procs);
-    let mut cmd = Command::new(self_exe()?);
-    cmd.arg("--worker").arg(index.to_string());
-    cmd.arg("--addr").arg(addr.to_string());
-    cmd.arg("-c").arg(share.connections.to_string());
-    cmd.arg("--idle").arg(share.idle_connections.to_string());
-    cmd.arg("-d").arg(args.depth.to_string());
-    cmd.arg("-s").arg(args.size.to_string());
-    cmd.arg("--warmup").arg(args.warmup.to_string());
-    cmd.arg("--connect-concurrency")
-        .arg(args.connect_concurrency.to_string());
-    cmd.arg("--connect-timeout")
-        .arg(args.connect_timeout.to_string());
-    cmd.arg("--connect-retry")
-        .arg(args.connect_retry.to_string());
-    if let Some(d) = args.duration {
-        cmd.arg("--duration").arg(d.to_string());
-    }
-    if let Some(m) = share.messages {
-        cmd.arg("--messages").arg(m.to_string());
-    }
-    if !share.src_ips.is_empty() {
-        let ips: Vec<String> = share.src_ips.iter().map(IpAddr::to_string).collect();
-        cmd.arg("--src-ips").arg(ips.join(","));
-    }
-    Ok(cmd)
-}
-
-/// Interprets one line of a worker's stdout.
-fn take_line(w: &mut Worker, line: String, cfg: &LoadConfig) {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    match words.as_slice() {
-        ["progress", stage, numbers @ ..] if numbers.len() == 5 => {
-            let n: Vec<u64> = numbers.iter().map(|x| x.parse().unwrap_or(0)).collect();
-            let stage = stage_from_name(stage);
-            w.progress = Some(Progress {
-                stage,
-                total: n[0] as usize,
-                established: n[1] as usize,
-                failed: n[2] as usize,
-                round_trips: n[3],
-                measured: n[4],
-                limit: cfg.messages,
-                stage_elapsed: Duration::ZERO,
-                stage_length: match stage {
-                    Stage::Connecting => Some(cfg.connect_timeout),
-                    Stage::Warmup => Some(cfg.warmup),
-                    Stage::Measuring => Some(cfg.duration.unwrap_or(cfg.max_measure)),
-                    Stage::Draining => Some(cfg.drain_timeout),
-                    Stage::Closing => Some(cfg.close_grace),
-                },
-            });
-        }
-        ["connected"] => w.connected = true,
-        _ if line.starts_with("report ") || !w.report.is_empty() => w.report.push(line),
-        _ => {}
-    }
-}
-
-/// The workers' progress summed, in the stage of the slowest one; `since` is when the parent
-/// saw that stage begin.
-fn total_progress(workers: &[Worker], since: &mut (Stage, Instant)) -> Option<Progress> {
-    let all: Vec<&Progress> = workers.iter().filter_map(|w| w.progress.as_ref()).collect();
-    let mut total = (*all.first()?).clone();
-    total.stage = all.iter().map(|p| p.stage).min()?;
-    if total.stage != since.0 {
-        *since = (total.stage, Instant::now());
-    }
-    total.stage_elapsed = since.1.elapsed();
-    total.total = all.iter().map(|p| p.total).sum();
-    total.established = all.iter().map(|p| p.established).sum();
-    total.failed = all.iter().map(|p| p.failed).sum();
-    total.round_trips = all.iter().map(|p| p.round_trips).sum();
-    total.measured = all.iter().map(|p| p.measured).sum();
-    Some(total)
-}
-
-fn stage_from_name(name: &str) -> Stage {
-    match name {
-        "Warmup" => Stage::Warmup,
-        "Measuring" => Stage::Measuring,
-        "Draining" => Stage::Draining,
-        "Closing" => Stage::Closing,
-        _ => Stage::Connecting,
-    }
-}
-
-/// A client worker: runs its share, says `connected` and waits for `go`, reports on stdout.
-fn worker(args: &Args, index: usize) -> Result<(), String> {
-    let addr = args.addr.ok_or("a worker needs --addr")?;
-    rlimit::increase_nofile_limit(u64::MAX).map_err(|e| format!("worker {index}: {e}"))?;
-    let cfg = LoadConfig {
-        progress: false,
-        ..load_config(args, addr, 0, 1)
-    };
-    let mut on_phase = |phase| {
-        if phase == Phase::Connected {
-            println!("connected");
-            let _ = io::stdout().flush();
-            // The parent answers once every worker is connected; EOF means it gave up.
-            let mut go = String::new();
-            if io::stdin().read_line(&mut go).map_or(true, |n| n == 0) {
-                std::process::exit(3);
-            }
-        }
-    };
-    let mut on_progress = |p: &Progress| {
-        println!(
-            "progress {:?} {} {} {} {} {}",
-            p.stage, p.total, p.established, p.failed, p.round_trips, p.measured
-        );
-    };
-    let report = loadgen::run_load_with_progress(&cfg, &mut on_phase, &mut on_progress)
-        .map_err(|e| format!("worker {index}: load failed: {e}"))?;
-    print!("{}", report.to_lines());
-    io::stdout().flush().map_err(|e| e.to_string())
 }
 
 fn print_summary(args: &Args, addr: SocketAddr, report: &LoadReport, rss: RssPair, wall: Duration) {
@@ -651,9 +537,14 @@ fn print_summary(args: &Args, addr: SocketAddr, report: &LoadReport, rss: RssPai
         ),
     };
     println!(
-        "c10k: {} active + {} idle connections to {addr} ({server}); {} B messages, depth {}, \
-         {} client process(es)",
-        args.connections, args.idle, args.size, args.depth, args.procs
+        "c10k: {} active + {} idle {}connections to {addr} ({server}); {} B messages, \
+         depth {}, {} client process(es)",
+        args.connections,
+        args.idle,
+        if args.tls.tls { "TLS " } else { "" },
+        args.size,
+        args.depth,
+        args.procs
     );
     print!("{}", report.summary());
     if let Some((before, after)) = rss {
@@ -682,15 +573,29 @@ impl Handler for Echo {
     }
 }
 
-/// The hidden `--serve` mode: `threads` reactors on `addr`, until stdin closes (the parent
-/// closes it to stop us, and so does the parent's death).
-fn serve(addr: SocketAddr, threads: usize, reuse_port: bool) -> Result<(), String> {
-    let reuse = reuse_port || threads > 1;
+/// The hidden `--serve` mode: `--server-threads` reactors on `addr`, serving TLS with `--cert`
+/// and `--key` if `--tls` is given, until stdin closes (the parent closes it to stop us, and so
+/// does the parent's death).
+fn serve(args: &Args, addr: SocketAddr) -> Result<(), String> {
+    let threads = args.server_threads;
+    let reuse = args.reuse_port || threads > 1;
+    let tls = tls::ServerArgs {
+        tls: args.tls.tls,
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+    };
+    if tls.tls && (tls.cert.is_none() || tls.key.is_none()) {
+        return Err("--serve --tls needs --cert and --key".into());
+    }
+    let options = match tls::server(&tls, "c10k", &[])? {
+        Some(tls) => tls.listen_options(ListenOptions::new()),
+        None => ListenOptions::new(),
+    };
     // The first reactor binds (perhaps port 0); the others reuse the port it got.
     let shared = Arc::new(Mutex::new(addr));
     let (pool, bound) = ReactorPool::spawn(threads.max(1), move |_, reactor| {
         let mut addr = shared.lock().unwrap_or_else(|e| e.into_inner());
-        let options = ListenOptions::new().reuse_port(reuse);
+        let options = options.clone().reuse_port(reuse);
         let (_, bound) = reactor.listen_with(*addr, options, || Echo)?;
         *addr = bound;
         Ok(bound)

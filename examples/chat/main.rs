@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --example chat                          # listens on 127.0.0.1:7077
-//! cargo run --example chat -- --addr 0.0.0.0:7077 --slow-limit 30
+//! cargo run --example chat -- --listen 0.0.0.0:7077 --slow-limit 30
 //! ```
 //!
 //! Then, in two or three terminals, `nc 127.0.0.1 7077`: the first line is your nickname (up to
@@ -39,9 +39,14 @@ const GRACE: Duration = Duration::from_secs(2);
 #[derive(Parser, Debug)]
 #[command(about = "A line-based chat room: try it with nc")]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:7077")]
-    addr: SocketAddr,
+    /// Address to listen on (port 0: any free port; the bound address is printed).
+    #[arg(
+        long,
+        alias = "addr",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:7077"
+    )]
+    listen: SocketAddr,
     /// Seconds a member may go on not reading before it is dropped.
     #[arg(long, default_value_t = 10.0)]
     slow_limit: f64,
@@ -69,8 +74,8 @@ fn run(args: Args) -> Result<(), String> {
         slow_limit,
     };
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
-    let bound = member::listen(&mut reactor, args.addr, config)
-        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let bound = member::listen(&mut reactor, args.listen, config)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let exit = common::shutdown_on_signals(&mut reactor, "chat", GRACE)
         .map_err(|e| format!("cannot watch for signals: {e}"))?;
     println!(

@@ -5,7 +5,14 @@
 //! cargo run --example echo_client                                  # sends a built-in greeting
 //! printf 'hello\nworld\n' | cargo run --example echo_client        # sends stdin
 //! cargo run --example echo_client -- 127.0.0.1:9000 < some_file    # another server
+//! cargo run --features tls --example echo_client -- --tls           # to `echo_server --tls`
 //! ```
+//!
+//! With `--tls` (cargo feature `tls`) it speaks TLS and verifies the server's certificate
+//! against the CA certificates of `--cacert FILE`: by default the file that `echo_server --tls`
+//! writes when it makes its throwaway CA (`target/sockloop-echo_server-ca.pem`), for the name
+//! `localhost` (`--server-name`). A server it cannot verify ends the connection with the
+//! TLS error, before a byte of the input is sent.
 //!
 //! The connection is made through the reactor (`Reactor::connect`), like any other socket: the
 //! handler below sees `on_open`, the echoed bytes, and finally `on_close` with the reason. Once
@@ -17,6 +24,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/tls.rs"]
+mod tls;
 
 use std::cell::RefCell;
 use std::io::{IsTerminal, Read, Write};
@@ -25,12 +34,23 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
-use sockloop::{CloseReason, Context, Handler, Input, Reactor};
+use clap::Parser;
+use sockloop::{CloseReason, ConnectOptions, Context, Handler, Input, Reactor};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 const GREETING: &[u8] = b"hello from sockloop\n";
 /// Only a backstop: `on_shutdown` aborts the connection at once.
 const GRACE: Duration = Duration::from_secs(1);
+
+#[derive(Parser, Debug)]
+#[command(about = "An echo client: sends stdin (or a greeting) and prints the echo")]
+struct Args {
+    /// The echo server's address.
+    #[arg(default_value = DEFAULT_ADDR)]
+    addr: SocketAddr,
+    #[command(flatten)]
+    tls: tls::ClientArgs,
+}
 
 /// Sends `sent` once connected, then counts (and checks) the echo as it arrives.
 struct Client {
@@ -55,6 +75,14 @@ impl Handler for Client {
             self.addr,
             self.sent.len()
         );
+        #[cfg(feature = "tls")]
+        if let Some(tls) = cx.tls() {
+            log::info!(
+                "TLS: {:?}, {:?}; the server's certificate verified",
+                tls.protocol_version(),
+                tls.cipher_suite().map(|s| s.suite())
+            );
+        }
         if self.sent.is_empty() {
             return cx.close();
         }
@@ -115,7 +143,7 @@ impl Handler for Client {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match run() {
+    match run(Args::parse()) {
         Ok(None) => ExitCode::SUCCESS,
         Ok(Some(signal)) => ExitCode::from(128 + signal as u8),
         Err(message) => {
@@ -126,12 +154,18 @@ fn main() -> ExitCode {
 }
 
 /// Sends, checks the echo, and returns the signal that interrupted it, if one did.
-fn run() -> Result<Option<i32>, String> {
-    let arg = std::env::args().nth(1);
-    let text = arg.as_deref().unwrap_or(DEFAULT_ADDR);
-    let addr: SocketAddr = text
-        .parse()
-        .map_err(|e| format!("invalid address {text:?}: {e} (expected e.g. {DEFAULT_ADDR})"))?;
+fn run(args: Args) -> Result<Option<i32>, String> {
+    let addr = args.addr;
+    let options = match tls::client(&args.tls, "echo_client", &[])? {
+        Some(tls) => {
+            log::info!(
+                "TLS: verifying the server with the CA of {}",
+                tls::shown(&tls.ca_file)
+            );
+            tls.connect_options(ConnectOptions::new())
+        }
+        None => ConnectOptions::new(),
+    };
 
     // The reactor thread must never block, and reading a terminal or a pipe would. Input that is
     // not a terminal is a pipe or a file that ends, so the simplest correct plan is to read all of
@@ -153,8 +187,9 @@ fn run() -> Result<Option<i32>, String> {
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
     let exit = common::shutdown_on_signals(&mut reactor, "echo_client", GRACE)
         .map_err(|e| format!("cannot watch for signals: {e}"))?;
-    reactor.connect(
+    reactor.connect_with(
         addr,
+        options,
         Client {
             addr,
             sent,

@@ -2,13 +2,21 @@
 //!
 //! ```text
 //! cargo run --example echo_server                        # listens on 127.0.0.1:7878
-//! cargo run --example echo_server -- 0.0.0.0:9000        # or wherever you ask
+//! cargo run --example echo_server -- --listen 0.0.0.0:9000   # or wherever you ask
 //! cargo run --release --example echo_server -- --threads 2   # one reactor per core
 //! RUST_LOG=debug cargo run --example echo_server         # watch every connection event
+//! cargo run --features tls --example echo_server -- --tls   # TLS, with a throwaway CA
 //! ```
 //!
 //! Then talk to it with `nc 127.0.0.1 7878`, `cargo run --example echo_client`, or load it with
 //! `cargo run --release --example c10k -- --addr 127.0.0.1:7878`.
+//!
+//! With `--tls` (cargo feature `tls`) it serves TLS on the same port. Without `--cert` and
+//! `--key` it makes a throwaway CA and a certificate for localhost and 127.0.0.1 at startup and
+//! writes the CA's certificate to `target/sockloop-echo_server-ca.pem`, the file
+//! `echo_client --tls` verifies the server with by default; try it with
+//! `openssl s_client -CAfile target/sockloop-echo_server-ca.pem -connect localhost:7878` too.
+//! The handler is the same: TLS is the reactor's, and the handler sees plaintext.
 //!
 //! With `--threads N` (N > 1) it runs N single-threaded reactors (`ReactorPool`), each with its
 //! own listener on the same port (`SO_REUSEPORT`): the kernel spreads new connections over them,
@@ -22,6 +30,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/tls.rs"]
+mod tls;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -39,12 +49,17 @@ const GRACE: Duration = Duration::from_secs(5);
 #[derive(Parser, Debug)]
 #[command(about = "An echo server: every byte a client sends is written back to it")]
 struct Args {
-    /// Address to listen on.
-    #[arg(default_value = DEFAULT_ADDR)]
-    addr: SocketAddr,
+    /// Address to listen on (port 0: any free port; the bound address is printed).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_ADDR)]
+    listen: SocketAddr,
+    /// The older form of --listen: the address as a bare argument.
+    #[arg(value_name = "ADDR", hide = true, conflicts_with = "listen")]
+    listen_positional: Option<SocketAddr>,
     /// Reactor threads sharing the port with SO_REUSEPORT (1: the main thread serves alone).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    #[command(flatten)]
+    tls: tls::ServerArgs,
 }
 
 /// One client's protocol: write back whatever arrives.
@@ -73,11 +88,7 @@ impl Handler for Echo {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
-    let result = match args.threads {
-        0 => Err("--threads must be at least 1".to_string()),
-        1 => run(args.addr),
-        n => run_pool(args.addr, n),
-    };
+    let result = serve(&args);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -87,15 +98,44 @@ fn main() -> ExitCode {
     }
 }
 
+/// Serves on one reactor or on `--threads` of them, with TLS if asked.
+fn serve(args: &Args) -> Result<(), String> {
+    let tls = tls::server(&args.tls, "echo_server", &[])?;
+    let options = match &tls {
+        Some(tls) => tls.listen_options(ListenOptions::new()),
+        None => ListenOptions::new(),
+    };
+    let announce = |bound: SocketAddr| {
+        if let Some(tls) = &tls {
+            let port = bound.port();
+            tls.announce(&format!(
+                "cargo run --features tls --example echo_client -- --tls 127.0.0.1:{port}  \
+                 (or: openssl s_client -CAfile {{ca}} -connect localhost:{port})"
+            ));
+        }
+    };
+    let addr = args.listen_positional.unwrap_or(args.listen);
+    match args.threads {
+        0 => Err("--threads must be at least 1".to_string()),
+        1 => run(addr, options, announce),
+        n => run_pool(addr, n, options, announce),
+    }
+}
+
 /// Listens on the main thread's reactor and serves until SIGINT or SIGTERM.
-fn run(addr: SocketAddr) -> Result<(), String> {
+fn run(
+    addr: SocketAddr,
+    options: ListenOptions,
+    announce: impl Fn(SocketAddr),
+) -> Result<(), String> {
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
     let (_listener, bound) = reactor
-        .listen(addr, || Echo)
+        .listen_with(addr, options, || Echo)
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let exit = common::shutdown_on_signals(&mut reactor, "echo_server", GRACE)
         .map_err(|e| format!("cannot watch for signals: {e}"))?;
     println!("echo server listening on {bound}");
+    announce(bound);
 
     // Returns once a signal's graceful shutdown has closed every connection.
     reactor
@@ -110,12 +150,17 @@ fn run(addr: SocketAddr) -> Result<(), String> {
 /// The signals are read by one thread that tells every reactor to shut down through its
 /// `Handle` (the single-reactor mode registers them in the reactor's own poll instead, but here
 /// no one reactor can reach the others).
-fn run_pool(addr: SocketAddr, threads: usize) -> Result<(), String> {
+fn run_pool(
+    addr: SocketAddr,
+    threads: usize,
+    options: ListenOptions,
+    announce: impl Fn(SocketAddr),
+) -> Result<(), String> {
     // Reactors start in order: the first binds (perhaps port 0), the others reuse its port.
     let port = Arc::new(Mutex::new(addr));
     let (pool, started) = ReactorPool::spawn(threads, move |_index, reactor| {
         let mut addr = port.lock().unwrap_or_else(|e| e.into_inner());
-        let options = ListenOptions::new().reuse_port(true);
+        let options = options.clone().reuse_port(true);
         let (_, bound) = reactor.listen_with(*addr, options, || Echo)?;
         *addr = bound;
         Ok(bound)
@@ -125,6 +170,7 @@ fn run_pool(addr: SocketAddr, threads: usize) -> Result<(), String> {
         "echo server listening on {} ({threads} reactor threads)",
         started[0]
     );
+    announce(started[0]);
     let watcher = watch_signals(pool.handles().to_vec())?;
 
     // Returns once every reactor's graceful shutdown has closed all its connections.

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! cargo run --release --example http_server                   # http://127.0.0.1:8080/
-//! cargo run --release --example http_server -- --addr 0.0.0.0:9000 --max-body 65536
+//! cargo run --release --example http_server -- --listen 0.0.0.0:9000 --max-body 65536
 //! RUST_LOG=debug cargo run --example http_server              # every connection event
+//! cargo run --release --features tls --example http_server -- --tls   # https://localhost:8443/
 //! ```
 //!
 //! Then try it with a real client:
@@ -16,6 +17,12 @@
 //! curl -v --data-binary @big.file http://127.0.0.1:8080/      # over --max-body: 413
 //! wrk -t1 -c100 -d5s http://127.0.0.1:8080/                   # load
 //! ```
+//!
+//! With `--tls` (cargo feature `tls`) it serves HTTPS, on port 8443 unless `--listen` says
+//! otherwise, offering ALPN `http/1.1`. Without `--cert` and `--key` it makes a throwaway CA
+//! and a certificate for localhost and 127.0.0.1 at startup, writes the CA's certificate to
+//! `target/sockloop-http_server-ca.pem` and prints a `curl --cacert` command that trusts it.
+//! The handler is the same: TLS is the reactor's, and the session sees plaintext requests.
 //!
 //! What it answers:
 //!
@@ -49,8 +56,10 @@ mod handler;
 mod request;
 mod response;
 mod session;
+#[path = "../common/tls.rs"]
+mod tls;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -62,13 +71,17 @@ use request::Limits;
 
 /// How long a signalled shutdown waits for connections to finish before closing them.
 const GRACE: Duration = Duration::from_secs(5);
+/// The port without `--listen`: HTTP's usual unprivileged port, and HTTPS's with `--tls`.
+const HTTP_PORT: u16 = 8080;
+const HTTPS_PORT: u16 = 8443;
 
 #[derive(Parser, Debug)]
 #[command(about = "A small HTTP/1.1 server on sockloop: keep-alive, pipelining, limits")]
 struct Args {
-    /// Address to listen on (port 0: any free port; the bound address is printed).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    addr: SocketAddr,
+    /// Address to listen on (port 0: any free port; the bound address is printed)
+    /// [default: 127.0.0.1:8080, or 127.0.0.1:8443 with --tls].
+    #[arg(long, alias = "addr", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
     /// Largest request body accepted, in bytes (by its Content-Length); larger gets 413.
     #[arg(long, default_value_t = 1 << 20)]
     max_body: u64,
@@ -84,6 +97,8 @@ struct Args {
     /// Seconds a closing connection may go on receiving the client's bytes before it is reset.
     #[arg(long, default_value_t = 30.0, value_parser = seconds)]
     lingering_time: f64,
+    #[command(flatten)]
+    tls: tls::ServerArgs,
 }
 
 /// A positive number of seconds that a `Duration` can hold.
@@ -108,7 +123,11 @@ fn main() -> ExitCode {
         idle_timeout: Duration::from_secs_f64(args.idle_timeout),
         lingering_time: Duration::from_secs_f64(args.lingering_time),
     };
-    match run(args.addr, config) {
+    let port = if args.tls.tls { HTTPS_PORT } else { HTTP_PORT };
+    let addr = args
+        .listen
+        .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    match run(addr, config, &args.tls) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("http_server: {message}");
@@ -118,17 +137,29 @@ fn main() -> ExitCode {
 }
 
 /// Serves until SIGINT or SIGTERM.
-fn run(addr: SocketAddr, config: Config) -> Result<(), String> {
+fn run(addr: SocketAddr, config: Config, tls_args: &tls::ServerArgs) -> Result<(), String> {
+    // HTTP/1.1 is all this server speaks: ALPN says so, so that a client that would rather
+    // speak h2 (curl, browsers) settles on HTTP/1.1 in the handshake.
+    let tls = tls::server(tls_args, "http_server", &[b"http/1.1"])?;
+    let options = match &tls {
+        Some(tls) => tls.listen_options(config.listen_options()),
+        None => config.listen_options(),
+    };
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
     let (_listener, bound) = reactor
-        .listen_with(addr, config.listen_options(), move || {
-            HttpConn::new(&config)
-        })
+        .listen_with(addr, options, move || HttpConn::new(&config))
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let exit = common::shutdown_on_signals(&mut reactor, "http_server", GRACE)
         .map_err(|e| format!("cannot watch for signals: {e}"))?;
     // On stdout, for scripts and tests that start the server on port 0.
-    println!("http_server listening on http://{bound}/");
+    match &tls {
+        Some(tls) => {
+            println!("http_server listening on https://{bound}/");
+            let url = format!("https://localhost:{}/", bound.port());
+            tls.announce(&format!("curl --cacert {{ca}} {url}"));
+        }
+        None => println!("http_server listening on http://{bound}/"),
+    }
     log::info!(
         "limits: head {} B, body {} B, header timeout {:?}, idle timeout {:?}, lingering time {:?}",
         config.limits.max_head,

@@ -77,6 +77,9 @@ impl From<CloseReason> for Ended {
         match reason {
             CloseReason::ConnectFailed(e) => Ended::ConnectFailed(e.to_string()),
             CloseReason::Error(e) => Ended::Error(e.to_string()),
+            // The others that are errors: with TLS, a handshake that failed (a certificate that
+            // does not verify) or timed out, and a peer that ended without close_notify.
+            reason if reason.is_error() => Ended::Error(reason.to_string()),
             _ => Ended::Clean,
         }
     }

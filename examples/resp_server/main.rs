@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example resp_server                       # listens on 127.0.0.1:6380
-//! cargo run --release --example resp_server -- --addr 0.0.0.0:7000
+//! cargo run --release --example resp_server -- --listen 0.0.0.0:7000
 //! RUST_LOG=debug cargo run --example resp_server                  # every connection event
 //! ```
 //!
@@ -71,9 +71,9 @@ const GRACE: Duration = Duration::from_secs(5);
 #[derive(clap::Parser, Debug)]
 #[command(about = "A Redis-protocol (RESP2) server with an in-memory map, on one sockloop reactor")]
 struct Args {
-    /// Address to listen on (port 0: any free port, printed at start).
-    #[arg(long, default_value = DEFAULT_ADDR)]
-    addr: SocketAddr,
+    /// Address to listen on (port 0: any free port; the bound address is printed).
+    #[arg(long, alias = "addr", value_name = "ADDR", default_value = DEFAULT_ADDR)]
+    listen: SocketAddr,
     /// Bytes of unparsed requests one client may leave waiting before it is reset (Redis's
     /// client-query-buffer-limit).
     #[arg(long, default_value_t = 1 << 30)]
@@ -106,8 +106,10 @@ fn run(args: Args) -> Result<(), String> {
         .max_input(args.max_input)
         .max_output(args.max_output);
     let (_listener, bound) = reactor
-        .listen_with(args.addr, options, move || Session::new(Rc::clone(&shared)))
-        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+        .listen_with(args.listen, options, move || {
+            Session::new(Rc::clone(&shared))
+        })
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let exit = common::shutdown_on_signals(&mut reactor, "resp_server", GRACE)
         .map_err(|e| format!("cannot watch for signals: {e}"))?;
     // On stdout, for scripts and the benchmark that start it on port 0.

@@ -42,11 +42,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Parser, Debug)]
 #[command(about = "A TCP proxy: forwards every connection to an upstream address")]
 struct Args {
-    /// Address to accept clients on.
-    #[arg(long, default_value = "127.0.0.1:7070")]
+    /// Address to listen on for clients (port 0: any free port; the bound address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
     /// Address every client is forwarded to (echo_server's default).
-    #[arg(long, default_value = "127.0.0.1:7878")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
     upstream: SocketAddr,
 }
 

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --example udp_echo                    # listens on 127.0.0.1:7879
-//! cargo run --example udp_echo -- 0.0.0.0:9001    # or wherever you ask
+//! cargo run --example udp_echo -- --listen 0.0.0.0:9001   # or wherever you ask
 //! RUST_LOG=debug cargo run --example udp_echo     # log every datagram
 //! ```
 //!
@@ -16,11 +16,23 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use sockloop::{DatagramHandler, Reactor, Stats, UdpContext};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7879";
 /// How long a signalled shutdown waits for queued replies to be sent.
 const GRACE: Duration = Duration::from_secs(1);
+
+#[derive(Parser, Debug)]
+#[command(about = "A UDP echo server: every datagram is sent back to the address it came from")]
+struct Args {
+    /// Address to bind (port 0: any free port; the bound address is printed).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_ADDR)]
+    listen: SocketAddr,
+    /// The older form of --listen: the address as a bare argument.
+    #[arg(value_name = "ADDR", hide = true, conflicts_with = "listen")]
+    listen_positional: Option<SocketAddr>,
+}
 
 /// Echoes each datagram to its sender.
 struct UdpEcho;
@@ -50,7 +62,7 @@ fn summary(stats: &Stats) -> String {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match run() {
+    match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("udp_echo: {message}");
@@ -59,13 +71,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Parses the address, binds, and echoes until SIGINT or SIGTERM.
-fn run() -> Result<(), String> {
-    let arg = std::env::args().nth(1);
-    let text = arg.as_deref().unwrap_or(DEFAULT_ADDR);
-    let addr: SocketAddr = text
-        .parse()
-        .map_err(|e| format!("invalid address {text:?}: {e} (expected e.g. {DEFAULT_ADDR})"))?;
+/// Binds, and echoes until SIGINT or SIGTERM.
+fn run(args: Args) -> Result<(), String> {
+    let addr = args.listen_positional.unwrap_or(args.listen);
 
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
     let (_socket, bound) = reactor

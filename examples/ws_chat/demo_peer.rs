@@ -6,33 +6,65 @@
 //! screenshot was taken with him in the room.
 
 use std::collections::HashSet;
-use std::io;
-use std::net::SocketAddr;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::thread::{self, JoinHandle};
 
 use tungstenite::error::Error;
+use tungstenite::handshake::HandshakeError;
 use tungstenite::Message;
 
 /// The demo member's name.
 pub const NAME: &str = "bob";
 
-/// Starts bob on his own thread; he stays until the server closes his connection.
+/// How bob reaches the room over TLS (`wss://`): the configuration that trusts the server's
+/// certificate, for the name `localhost`.
+#[cfg(feature = "tls")]
+pub type Tls = std::sync::Arc<sockloop::rustls::ClientConfig>;
+/// Without the `tls` feature there is no TLS to speak: no value of this type exists.
+#[cfg(not(feature = "tls"))]
+pub enum Tls {}
+
+/// Starts bob on his own thread; he stays until the server closes his connection. With `tls`
+/// he speaks `wss://`, as a browser on the https page does.
 ///
 /// # Errors
 ///
 /// The error of spawning the thread.
-pub fn spawn(addr: SocketAddr) -> io::Result<JoinHandle<()>> {
+pub fn spawn(addr: SocketAddr, tls: Option<Tls>) -> io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name("demo-peer".into())
-        .spawn(move || match chat(addr) {
+        .spawn(move || match join(addr, tls) {
             Ok(()) | Err(Error::ConnectionClosed) => log::info!("demo peer {NAME}: left"),
             Err(e) => log::warn!("demo peer {NAME}: {e}"),
         })
 }
 
-fn chat(addr: SocketAddr) -> tungstenite::Result<()> {
-    let url = format!("ws://{addr}/ws?name={NAME}");
-    let (mut ws, _response) = tungstenite::connect(url.as_str())?;
+/// Connects, over TLS if asked, and chats.
+fn join(addr: SocketAddr, tls: Option<Tls>) -> tungstenite::Result<()> {
+    let tcp = TcpStream::connect(addr)?;
+    match tls {
+        None => chat(&format!("ws://{addr}/ws?name={NAME}"), tcp),
+        #[cfg(feature = "tls")]
+        Some(config) => {
+            use sockloop::rustls::{pki_types::ServerName, ClientConnection, StreamOwned};
+            let name = ServerName::try_from("localhost").expect("a valid DNS name");
+            let session = ClientConnection::new(config, name).map_err(io::Error::other)?;
+            let url = format!("wss://localhost:{}/ws?name={NAME}", addr.port());
+            chat(&url, StreamOwned::new(session, tcp))
+        }
+        #[cfg(not(feature = "tls"))]
+        Some(never) => match never {},
+    }
+}
+
+/// Joins the room at `url` over `stream` and answers until the server closes the connection.
+fn chat(url: &str, stream: impl Read + Write) -> tungstenite::Result<()> {
+    let (mut ws, _response) = tungstenite::client(url, stream).map_err(|e| match e {
+        HandshakeError::Failure(e) => e,
+        // A blocking stream never says `WouldBlock`.
+        HandshakeError::Interrupted(_) => Error::Io(io::ErrorKind::WouldBlock.into()),
+    })?;
     log::info!("demo peer {NAME}: joined {url}");
     let mut answered = HashSet::new();
     loop {

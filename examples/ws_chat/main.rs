@@ -5,8 +5,9 @@
 //! ```text
 //! cargo run --example ws_chat                             # serves http://127.0.0.1:7890/
 //! cargo run --example ws_chat -- --demo-peer              # with "bob", who answers you
-//! cargo run --example ws_chat -- --addr 0.0.0.0:9000 --max-output 262144
+//! cargo run --example ws_chat -- --listen 0.0.0.0:9000 --max-output 262144
 //! RUST_LOG=debug cargo run --example ws_chat              # watch every connection and message
+//! cargo run --features tls --example ws_chat -- --tls --demo-peer   # https:// and wss://
 //! ```
 //!
 //! Then open `http://127.0.0.1:7890/?name=alice` in two browser tabs (`&say=hello` sends a first
@@ -25,6 +26,14 @@
 //! - a member that stops reading is reset once `--max-output` bytes wait for it (1 MiB by
 //!   default), while the others go on receiving at full speed.
 //!
+//! With `--tls` (cargo feature `tls`) the page is served over https and its script, seeing
+//! `https:`, opens `wss://` on the same listener; the chat code is the same, as TLS is the
+//! reactor's. Without `--cert` and `--key` a throwaway CA and a certificate for localhost and
+//! 127.0.0.1 are made at startup, and the CA's certificate is written to
+//! `target/sockloop-ws_chat-ca.pem` (a browser warns about it: accept it for the session, or
+//! import that CA, or serve a certificate the browser trusts with `--cert`/`--key`). The demo
+//! peer then joins over `wss://`, trusting that CA.
+//!
 //! Ctrl-C (SIGINT) or SIGTERM shuts down gracefully: every member gets a close frame ("going
 //! away", 1001) and is disconnected once it answers, within 5 seconds; a second signal exits at
 //! once.
@@ -36,6 +45,8 @@ mod http;
 mod room;
 mod server;
 mod stream;
+#[path = "../common/tls.rs"]
+mod tls;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -51,15 +62,17 @@ const GRACE: Duration = Duration::from_secs(5);
 #[derive(Parser, Debug)]
 #[command(about = "A WebSocket chat room: GET / serves the page, GET /ws joins the room")]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = DEFAULT_ADDR)]
-    addr: SocketAddr,
+    /// Address to listen on (port 0: any free port; the bound address is printed).
+    #[arg(long, alias = "addr", value_name = "ADDR", default_value = DEFAULT_ADDR)]
+    listen: SocketAddr,
     /// Bytes of output that may wait for one member before it is reset as not reading.
     #[arg(long, default_value_t = server::DEFAULT_MAX_OUTPUT)]
     max_output: usize,
     /// Also run a member named "bob" who greets whoever joins and answers first messages.
     #[arg(long)]
     demo_peer: bool,
+    #[command(flatten)]
+    tls: tls::ServerArgs,
 }
 
 fn main() -> ExitCode {
@@ -75,15 +88,37 @@ fn main() -> ExitCode {
 
 /// Serves the chat until SIGINT or SIGTERM.
 fn run(args: Args) -> Result<(), String> {
+    // Browsers offer h2 first on https; the page and the WebSocket handshake are HTTP/1.1.
+    let tls = tls::server(&args.tls, "ws_chat", &[b"http/1.1"])?;
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
-    let (bound, room) = server::serve(&mut reactor, args.addr, args.max_output)
-        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let options = server::listen_options(args.max_output);
+    let options = match &tls {
+        Some(tls) => tls.listen_options(options),
+        None => options,
+    };
+    let (bound, room) = server::serve(&mut reactor, args.listen, options)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let exit = common::shutdown_on_signals(&mut reactor, "ws_chat", GRACE)
         .map_err(|e| format!("cannot watch for signals: {e}"))?;
-    println!("chat on http://{bound}/ (WebSocket endpoint ws://{bound}/ws)");
+    match &tls {
+        Some(tls) => {
+            let port = bound.port();
+            println!("chat on https://{bound}/ (WebSocket endpoint wss://{bound}/ws)");
+            tls.announce(&format!("curl --cacert {{ca}} https://localhost:{port}/"));
+        }
+        None => println!("chat on http://{bound}/ (WebSocket endpoint ws://{bound}/ws)"),
+    }
     if args.demo_peer {
+        // Bob trusts what the server's clients should trust: the throwaway CA, or the last
+        // certificate of --cert's chain.
+        #[cfg(feature = "tls")]
+        let secure = tls
+            .as_ref()
+            .map(|tls| tls::client_config(tls.roots.clone(), &[b"http/1.1"], true));
+        #[cfg(not(feature = "tls"))]
+        let secure = None;
         // Bob's connect is accepted by the kernel now and answered once the loop runs.
-        demo_peer::spawn(bound).map_err(|e| format!("cannot start the demo peer: {e}"))?;
+        demo_peer::spawn(bound, secure).map_err(|e| format!("cannot start the demo peer: {e}"))?;
     }
 
     // Returns once a signal's graceful shutdown has closed every connection.

@@ -33,8 +33,25 @@ pub const DEFAULT_MAX_OUTPUT: usize = 1 << 20;
 /// upgraded, a member may stay silent as long as it likes.
 const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Listens on `addr` and serves the chat on `reactor`; returns the bound address and the room
-/// (for its counters).
+/// The listener options of the chat: a member may have `max_output` bytes waiting for it
+/// before it is reset as not reading, and a connection has 10 s for its HTTP request.
+pub fn listen_options(max_output: usize) -> ListenOptions {
+    // Reading pauses at the high watermark, which must sit below the cap for the cap to be the
+    // one given (the reactor raises a cap below the high mark to it).
+    let high = (256 << 10).min(max_output);
+    ListenOptions::new()
+        .output_watermarks(high / 4, high)
+        .max_output(max_output)
+        // Only a request head is ever left unconsumed (tungstenite takes every byte of a
+        // member's frames into its own bounded buffer), and `http::route` refuses heads over
+        // `MAX_REQUEST_HEAD`: this is a backstop.
+        .max_input(http::MAX_REQUEST_HEAD * 2)
+        .first_bytes_timeout(FIRST_REQUEST_TIMEOUT)
+}
+
+/// Listens on `addr` with `options` (from [`listen_options`], with TLS added or not: the chat
+/// never knows whether its bytes are encrypted on the wire) and serves the chat on `reactor`;
+/// returns the bound address and the room (for its counters).
 ///
 /// # Errors
 ///
@@ -42,21 +59,10 @@ const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn serve(
     reactor: &mut Reactor,
     addr: SocketAddr,
-    max_output: usize,
+    options: ListenOptions,
 ) -> std::io::Result<(SocketAddr, SharedRoom)> {
     let room = Room::shared();
     let shared = SharedRoom::clone(&room);
-    // Reading pauses at the high watermark, which must sit below the cap for the cap to be the
-    // one given (the reactor raises a cap below the high mark to it).
-    let high = (256 << 10).min(max_output);
-    let options = ListenOptions::new()
-        .output_watermarks(high / 4, high)
-        .max_output(max_output)
-        // Only a request head is ever left unconsumed (tungstenite takes every byte of a
-        // member's frames into its own bounded buffer), and `http::route` refuses heads over
-        // `MAX_REQUEST_HEAD`: this is a backstop.
-        .max_input(http::MAX_REQUEST_HEAD * 2)
-        .first_bytes_timeout(FIRST_REQUEST_TIMEOUT);
     let (_, bound) = reactor.listen_with(addr, options, move || Chat::new(&shared))?;
     Ok((bound, room))
 }
