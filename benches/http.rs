@@ -33,6 +33,16 @@
 mod common;
 #[path = "../examples/http_server/handler.rs"]
 mod handler;
+/// The one item of `examples/common/proxy.rs` the handler uses (the rest needs a feature this
+/// crate does not have): how a connection's peer is logged.
+mod proxy {
+    pub fn peer(cx: &sockloop::Context<'_>) -> String {
+        match cx.peer_addr() {
+            Ok(peer) => peer.to_string(),
+            Err(e) => format!("(peer address unknown: {e})"),
+        }
+    }
+}
 #[path = "../examples/http_server/request.rs"]
 mod request;
 #[path = "../examples/http_server/response.rs"]

@@ -91,7 +91,7 @@ struct Backend {
 
 impl Backend {
     fn start(bin: &Path) -> Backend {
-        let mut proc = Proc::spawn(
+        let proc = Proc::spawn(
             Command::new(bin)
                 .args(["--listen", "127.0.0.1:0", "--proxy-protocol"])
                 .env("RUST_LOG", "info"),
@@ -174,7 +174,8 @@ fn start_haproxy(backends: &[Backend]) -> (Proc, SocketAddr) {
             if proc.exited() {
                 break; // most likely the port: try another
             }
-            if TcpStream::connect(front).is_ok() {
+            // From the clients' address too: HAProxy passes the probe on to a backend.
+            if connect_from_client(front).is_ok() {
                 return (proc, front);
             }
             assert!(
@@ -189,16 +190,18 @@ fn start_haproxy(backends: &[Backend]) -> (Proc, SocketAddr) {
     panic!("haproxy could not be started");
 }
 
+/// A connection to `front` from `CLIENT_IP`.
+fn connect_from_client(front: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    let source: SocketAddr = format!("{CLIENT_IP}:0").parse().unwrap();
+    socket.bind(&source.into())?;
+    socket.connect_timeout(&front.into(), GUARD)?;
+    Ok(socket.into())
+}
+
 /// One request on a new connection from `CLIENT_IP`: `Ok(local port)` if the answer is a 200.
 fn request(front: SocketAddr) -> Result<u16, String> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-        .map_err(|e| e.to_string())?;
-    let source: SocketAddr = format!("{CLIENT_IP}:0").parse().unwrap();
-    socket.bind(&source.into()).map_err(|e| e.to_string())?;
-    socket
-        .connect_timeout(&front.into(), GUARD)
-        .map_err(|e| format!("connect: {e}"))?;
-    let mut stream: TcpStream = socket.into();
+    let mut stream = connect_from_client(front).map_err(|e| format!("connect: {e}"))?;
     stream.set_read_timeout(Some(GUARD)).unwrap();
     let port = stream.local_addr().unwrap().port();
     stream
@@ -258,7 +261,11 @@ impl Load {
     fn wait_for(&self, n: usize, what: &str) {
         let deadline = Instant::now() + GUARD;
         while self.answered() < n {
-            assert!(Instant::now() < deadline, "{what}: {} of {n}", self.answered());
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {} of {n}",
+                self.answered()
+            );
             thread::sleep(Duration::from_millis(5)); // polling a counter, with a deadline
         }
     }
@@ -314,7 +321,10 @@ fn haproxy_spreads_real_client_addresses_and_drains_a_backend_without_losing_a_r
             if let Some(status) = drained.proc.child.try_wait().unwrap() {
                 break status;
             }
-            assert!(Instant::now() < deadline, "the drained backend did not exit");
+            assert!(
+                Instant::now() < deadline,
+                "the drained backend did not exit"
+            );
             thread::sleep(Duration::from_millis(10)); // polling its exit, with a deadline
         }
     };
@@ -350,7 +360,11 @@ fn haproxy_spreads_real_client_addresses_and_drains_a_backend_without_losing_a_r
     let mut seen_ports = HashSet::new();
     for backend in backends.iter().chain(std::iter::once(&drained)) {
         for (client, via) in backend.proxied() {
-            assert_eq!(client.ip().to_string(), CLIENT_IP, "client {client} via {via}");
+            assert_eq!(
+                client.ip().to_string(),
+                CLIENT_IP,
+                "client {client} via {via}"
+            );
             assert!(via.ip().is_loopback() && via.ip().to_string() != CLIENT_IP);
             seen_ports.insert(client.port());
         }

@@ -13,6 +13,9 @@ mod util;
 
 #[path = "../examples/http_server/handler.rs"]
 mod handler;
+#[allow(dead_code)] // the servers' flag; the handlers use only `peer`
+#[path = "../examples/common/proxy.rs"]
+mod proxy;
 #[path = "../examples/http_server/request.rs"]
 mod request;
 #[path = "../examples/http_server/response.rs"]
@@ -652,5 +655,38 @@ fn https_with_alpn_http_1_1_keeps_alive_and_pipelines() {
     let mut rest = Vec::new();
     c.stream.read_to_end(&mut rest).expect("a clean TLS close");
     assert!(rest.is_empty(), "nothing after the closing response");
+    server.stop();
+}
+
+/// A graceful shutdown (SIGTERM in the example) closes an idle keep-alive connection at once,
+/// but a connection that has not had its first request yet gets to send it and is answered:
+/// behind a load balancer in TCP mode, that request is already on its way.
+#[test]
+fn shutdown_answers_a_first_request_still_to_come_and_closes_idle_connections() {
+    let (addr, handle, server) = server_with_handle();
+    let mut fresh = util::client(addr);
+    let mut idle = util::client(addr);
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 15];
+    idle.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK");
+    util::wait_until("both connections accepted", || {
+        util::stats(&handle).accepted == 2
+    });
+    handle.shutdown(Duration::from_secs(60)).unwrap();
+    // The idle one is closed by the shutdown: once it sees EOF, the shutdown has begun.
+    let _ = util::read_to_eof(&mut idle);
+    fresh
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let answer = util::read_to_eof(&mut fresh);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200 OK"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop((fresh, idle));
+    server.wait_for_connections(0);
     server.stop();
 }

@@ -14,10 +14,12 @@ mod num;
 #[allow(dead_code)]
 #[path = "../examples/resp_server/parse.rs"]
 mod parse;
+#[allow(dead_code)] // the servers' flag; the handlers use only `peer`
+#[path = "../examples/common/proxy.rs"]
+mod proxy;
 #[allow(dead_code)]
 #[path = "../examples/resp_server/reply.rs"]
 mod reply;
-#[allow(dead_code)]
 #[path = "../examples/resp_server/session.rs"]
 mod session;
 mod util;

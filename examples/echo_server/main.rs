@@ -30,6 +30,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/proxy.rs"]
+mod proxy;
 #[path = "../common/tls.rs"]
 mod tls;
 
@@ -60,6 +62,8 @@ struct Args {
     threads: usize,
     #[command(flatten)]
     tls: tls::ServerArgs,
+    #[command(flatten)]
+    proxy: proxy::ProxyArgs,
 }
 
 /// One client's protocol: write back whatever arrives.
@@ -70,10 +74,7 @@ struct Echo;
 
 impl Handler for Echo {
     fn on_open(&mut self, cx: &mut Context<'_>) {
-        match cx.peer_addr() {
-            Ok(peer) => log::info!("{}: connected from {peer}", cx.id()),
-            Err(e) => log::info!("{}: connected (peer address unknown: {e})", cx.id()),
-        }
+        log::info!("{}: connected from {}", cx.id(), proxy::peer(cx));
     }
 
     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
@@ -105,6 +106,7 @@ fn serve(args: &Args) -> Result<(), String> {
         Some(tls) => tls.listen_options(ListenOptions::new()),
         None => ListenOptions::new(),
     };
+    let options = args.proxy.apply(options, "echo_server")?;
     let announce = |bound: SocketAddr| {
         if let Some(tls) = &tls {
             let port = bound.port();

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use sockloop::{CloseReason, Context, Handler, Input, ListenOptions, TimerId};
 
+use crate::proxy;
 use crate::request::Limits;
 use crate::session::{Next, Session};
 
@@ -73,6 +74,10 @@ pub struct HttpConn {
     timer: Option<(TimerId, Deadline)>,
     /// Whether a complete head has arrived yet; until then the first-bytes timeout guards.
     started: bool,
+    /// Unconsumed input is the start of a head.
+    partial: bool,
+    /// A graceful shutdown began: close at the next boundary between requests.
+    draining: bool,
 }
 
 impl HttpConn {
@@ -83,6 +88,8 @@ impl HttpConn {
             lingering_time: config.lingering_time,
             timer: None,
             started: false,
+            partial: false,
+            draining: false,
         }
     }
 
@@ -97,6 +104,11 @@ impl HttpConn {
         self.timer = Some((cx.set_timer(after), deadline));
     }
 
+    /// Whether the connection is idle between two requests, having answered at least one.
+    fn idle(&self) -> bool {
+        self.started && !self.partial && self.session.between_requests()
+    }
+
     /// Closes gracefully (the queued responses are sent first), for at most `lingering_time`.
     fn close(&mut self, cx: &mut Context<'_>) {
         self.arm(cx, Deadline::Linger, self.lingering_time);
@@ -106,7 +118,18 @@ impl HttpConn {
 
 impl Handler for HttpConn {
     fn on_open(&mut self, cx: &mut Context<'_>) {
-        log::debug!("{}: connected", cx.id());
+        log::info!("{}: connected from {}", cx.id(), proxy::peer(cx));
+    }
+
+    /// A graceful shutdown (SIGTERM): an idle keep-alive connection closes now; one in the
+    /// middle of a request answers it first, and one that has not had its first request yet
+    /// waits for it (behind a load balancer it is on its way: the balancer connected for it, and
+    /// does not retry an established connection), within the header timeout and the grace.
+    fn on_shutdown(&mut self, cx: &mut Context<'_>) {
+        self.draining = true;
+        if self.idle() {
+            self.close(cx);
+        }
     }
 
     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
@@ -120,6 +143,7 @@ impl Handler for HttpConn {
             }
         };
         input.consume(progress.consumed);
+        self.partial = matches!(progress.next, Next::Read { partial_head: true });
         if progress.heads > 0 {
             // The request the timer was guarding is complete.
             self.started = true;
@@ -131,6 +155,7 @@ impl Handler for HttpConn {
                     self.arm(cx, Deadline::Header, self.header_timeout);
                 }
             }
+            Next::Read { .. } if self.draining && self.idle() => self.close(cx),
             Next::Read { .. } => self.cancel_timer(cx),
             Next::Close(rejected) => {
                 if let Some(status) = rejected {

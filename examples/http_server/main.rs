@@ -53,6 +53,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod handler;
+#[path = "../common/proxy.rs"]
+mod proxy;
 mod request;
 mod response;
 mod session;
@@ -99,6 +101,8 @@ struct Args {
     lingering_time: f64,
     #[command(flatten)]
     tls: tls::ServerArgs,
+    #[command(flatten)]
+    proxy: proxy::ProxyArgs,
 }
 
 /// A positive number of seconds that a `Duration` can hold.
@@ -127,7 +131,7 @@ fn main() -> ExitCode {
     let addr = args
         .listen
         .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-    match run(addr, config, &args.tls) {
+    match run(addr, config, &args.tls, &args.proxy) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("http_server: {message}");
@@ -137,7 +141,12 @@ fn main() -> ExitCode {
 }
 
 /// Serves until SIGINT or SIGTERM.
-fn run(addr: SocketAddr, config: Config, tls_args: &tls::ServerArgs) -> Result<(), String> {
+fn run(
+    addr: SocketAddr,
+    config: Config,
+    tls_args: &tls::ServerArgs,
+    proxy_args: &proxy::ProxyArgs,
+) -> Result<(), String> {
     // HTTP/1.1 is all this server speaks: ALPN says so, so that a client that would rather
     // speak h2 (curl, browsers) settles on HTTP/1.1 in the handshake.
     let tls = tls::server(tls_args, "http_server", &[b"http/1.1"])?;
@@ -145,6 +154,7 @@ fn run(addr: SocketAddr, config: Config, tls_args: &tls::ServerArgs) -> Result<(
         Some(tls) => tls.listen_options(config.listen_options()),
         None => config.listen_options(),
     };
+    let options = proxy_args.apply(options, "http_server")?;
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
     let (_listener, bound) = reactor
         .listen_with(addr, options, move || HttpConn::new(&config))

@@ -57,6 +57,11 @@ impl Session {
         }
     }
 
+    /// Between two requests: no body is being received, no closing response was written.
+    pub fn between_requests(&self) -> bool {
+        matches!(self.phase, Phase::Head)
+    }
+
     /// Consumes complete requests (and body bytes) from `input`, writing each response to `out`
     /// as soon as its request is complete. Stops at a partial head, at the end of the input, or
     /// at a response after which the connection closes.

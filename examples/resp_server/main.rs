@@ -46,6 +46,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/proxy.rs"]
+mod proxy;
 
 mod commands;
 mod num;
@@ -85,6 +87,8 @@ struct Args {
     /// Microseconds to keep polling without sleeping after the last event (0: sleep at once).
     #[arg(long, default_value_t = 20, value_name = "MICROSECONDS")]
     busy_poll: u64,
+    #[command(flatten)]
+    proxy: proxy::ProxyArgs,
 }
 
 fn main() -> ExitCode {
@@ -105,6 +109,7 @@ fn run(args: Args) -> Result<(), String> {
     let options = ListenOptions::new()
         .max_input(args.max_input)
         .max_output(args.max_output);
+    let options = args.proxy.apply(options, "resp_server")?;
     let (_listener, bound) = reactor
         .listen_with(args.listen, options, move || {
             Session::new(Rc::clone(&shared))

@@ -41,12 +41,7 @@ impl Session {
 
 impl Handler for Session {
     fn on_open(&mut self, cx: &mut Context<'_>) {
-        if log::log_enabled!(log::Level::Debug) {
-            match cx.peer_addr() {
-                Ok(peer) => log::debug!("{}: connected from {peer}", cx.id()),
-                Err(e) => log::debug!("{}: connected (peer address unknown: {e})", cx.id()),
-            }
-        }
+        log::info!("{}: connected from {}", cx.id(), crate::proxy::peer(cx));
     }
 
     fn on_data(&mut self, cx: &mut Context<'_>, input: &mut Input<'_>) {
