@@ -15,8 +15,6 @@ pub enum Target {
     AtLeast(f64),
     /// At most this much (a cost: less is better).
     AtMost(f64),
-    /// Strictly below this.
-    Below(f64),
 }
 
 impl Target {
@@ -24,7 +22,6 @@ impl Target {
         match self {
             Target::AtLeast(t) => ratio >= t,
             Target::AtMost(t) => ratio <= t,
-            Target::Below(t) => ratio < t,
         }
     }
 
@@ -32,7 +29,6 @@ impl Target {
         match self {
             Target::AtLeast(t) => format!(">= {t:.2}"),
             Target::AtMost(t) => format!("<= {t:.2}"),
-            Target::Below(t) => format!("< {t:.2}"),
         }
     }
 }
