@@ -22,10 +22,13 @@
 //!   waits for the server's; a new connection takes its place. The figure is handshakes per
 //!   second of server CPU: the handshakes the server completed in the window (its own count)
 //!   over the CPU time it spent in it. Target: sockloop >= 1.0x tokio-rustls.
-//! - **Bulk** (`bulk`): 1 and 8 long-lived connections (`--bulk-conns`), each keeping 256 KiB
-//!   of plaintext in flight (`--bulk-window`), written 64 KiB at a time (`--bulk-chunk`). The
-//!   figure is server CPU per GiB echoed (the server's own count of plaintext bytes). Target:
-//!   sockloop <= 1.0x tokio-rustls.
+//! - **Bulk** (`bulk`): 1 and 8 long-lived connections (`--bulk-conns`), each keeping 256 KiB,
+//!   and in a second set of rows 1 MiB, of plaintext in flight (`--bulk-windows`), written
+//!   64 KiB at a time (`--bulk-chunk`). The figure is server CPU per GiB echoed (the server's
+//!   own count of plaintext bytes). Target: sockloop <= 1.0x tokio-rustls. The 1 MiB rows are
+//!   there because a deeper pipeline lets more output wait in the server: sockloop queues it
+//!   (up to its high watermark), tokio-rustls's `write_all` waits instead, and the two differ
+//!   most there.
 //! - **Idle memory** (`idle`): 10,000 connections (`--idle`) handshaken, 200 handshakes in
 //!   flight at a time (`--idle-pending`), then left idle; the server's `VmRSS` growth from
 //!   before the first connection, divided by the connections, once all of them completed their
@@ -138,9 +141,10 @@ struct Args {
     /// Bulk case: connection counts, one row each
     #[arg(long, value_delimiter = ',', default_value = "1,8")]
     bulk_conns: Vec<usize>,
-    /// Bulk case: plaintext bytes each connection keeps in flight
-    #[arg(long, default_value_t = 256 * 1024)]
-    bulk_window: usize,
+    /// Bulk case: plaintext bytes each connection keeps in flight, one row per value and
+    /// connection count
+    #[arg(long, value_delimiter = ',', default_value = "262144,1048576")]
+    bulk_windows: Vec<usize>,
     /// Bulk case: plaintext bytes per client write
     #[arg(long, default_value_t = 64 * 1024)]
     bulk_chunk: usize,
@@ -195,11 +199,21 @@ impl Args {
     }
 }
 
+/// `bytes` as "256 KiB", "1 MiB", or bytes.
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
 /// One load shape.
 #[derive(Clone, Copy, Debug)]
 enum Case {
     Handshake,
-    Bulk(usize),
+    /// Connections, and plaintext bytes in flight on each.
+    Bulk(usize, usize),
     Idle,
 }
 
@@ -210,8 +224,8 @@ impl Case {
                 "Full TLS 1.3 handshakes, {} connections in flight",
                 args.hs_conns
             ),
-            Case::Bulk(1) => "Bulk echo, 1 connection".to_string(),
-            Case::Bulk(n) => format!("Bulk echo, {n} connections"),
+            Case::Bulk(1, w) => format!("Bulk echo, 1 connection, {} in flight", size(w)),
+            Case::Bulk(n, w) => format!("Bulk echo, {n} connections, {} in flight each", size(w)),
             Case::Idle => format!(
                 "Memory per idle TLS connection, {} connections",
                 args.idle()
@@ -244,7 +258,7 @@ impl Case {
                 m("server CPU (cores)", "server_cpu", 2, None),
                 m("client CPU (cores)", "client_cpu", 2, None),
             ],
-            Case::Bulk(_) => vec![
+            Case::Bulk(..) => vec![
                 m(
                     "server CPU ms per GiB echoed",
                     "cpu_ms_per_gib",
@@ -275,7 +289,7 @@ impl Case {
     fn csv_name(self) -> String {
         match self {
             Case::Handshake => "handshake".to_string(),
-            Case::Bulk(n) => format!("bulk-{n}"),
+            Case::Bulk(n, w) => format!("bulk-{n}x{}k", w / 1024),
             Case::Idle => "idle".to_string(),
         }
     }
@@ -317,7 +331,7 @@ impl Bench {
     fn measure(&self, case: Case, kind: Kind) -> io::Result<Vec<f64>> {
         match case {
             Case::Handshake => self.handshakes(kind),
-            Case::Bulk(n) => self.bulk(kind, n),
+            Case::Bulk(n, w) => self.bulk(kind, n, w),
             Case::Idle => self.idle(kind),
         }
     }
@@ -351,11 +365,11 @@ impl Bench {
     }
 
     /// Server CPU ms per GiB echoed, MiB/s, server CPU.
-    fn bulk(&self, kind: Kind, conns: usize) -> io::Result<Vec<f64>> {
+    fn bulk(&self, kind: Kind, conns: usize, window: usize) -> io::Result<Vec<f64>> {
         let mut server = self.spawn(kind)?;
         let chunk = self.args.bulk_chunk.max(1);
         let mut client = self.client(&server, chunk)?;
-        let window = self.args.bulk_window.max(chunk);
+        let window = window.max(chunk);
         for _ in 0..conns.max(1) {
             client.open(Role::Stream { window });
         }
@@ -561,12 +575,13 @@ fn cases(args: &Args) -> Result<Vec<Case>, String> {
     for name in &args.cases {
         match name.trim() {
             "handshake" => cases.push(Case::Handshake),
-            "bulk" => cases.extend(
-                args.bulk_conns
-                    .iter()
-                    .filter(|&&n| n > 0)
-                    .map(|&n| Case::Bulk(n)),
-            ),
+            "bulk" => {
+                for &w in args.bulk_windows.iter().filter(|&&w| w > 0) {
+                    for &n in args.bulk_conns.iter().filter(|&&n| n > 0) {
+                        cases.push(Case::Bulk(n, w));
+                    }
+                }
+            }
             "idle" => cases.push(Case::Idle),
             other => return Err(format!("unknown case {other:?} (handshake, bulk, idle)")),
         }
