@@ -3,7 +3,7 @@
 //! with the ring provider and the same `ServerConfig`, so that the difference is the reactor.
 //!
 //! ```text
-//! cargo bench -p sockloop-benches --bench tls                                  # everything, about 3 minutes
+//! cargo bench -p sockloop-benches --bench tls                                  # everything, about 4 minutes
 //! cargo bench -p sockloop-benches --bench tls -- --quick                       # a smoke run, under a minute
 //! cargo bench -p sockloop-benches --bench tls -- --rounds 7 --cases handshake  # one case, more rounds
 //! cargo bench -p sockloop-benches --bench tls -- --help                        # every option
@@ -122,7 +122,7 @@ struct Args {
     /// rotating order [default 5; 3 with --quick]
     #[arg(long)]
     rounds: Option<usize>,
-    /// A smoke run of about half a minute: 3 rounds, 0.2 s warm-up, 1 s windows, 2,000 idle
+    /// A smoke run of under a minute: 3 rounds, 0.2 s warm-up, 1 s windows, 2,000 idle
     /// connections (each still overridden by its own option)
     #[arg(long)]
     quick: bool,
