@@ -128,6 +128,12 @@ pub(crate) fn recv_batch(
                 }
             }
         }
+        if segment > 0 {
+            log::trace!(
+                "a GRO train of {} bytes in {segment}-byte datagrams",
+                msg.bytes
+            );
+        }
         batch.got.push(Received {
             slot,
             len: msg.bytes.min(SLOT),
