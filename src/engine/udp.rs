@@ -111,6 +111,9 @@ pub(crate) struct UdpSocketEntry {
     in_turn: bool,
     /// The kernel's buffer was full: nothing is sent before the socket is writable again.
     blocked: bool,
+    /// Runs of equal-sized datagrams to one destination leave as one UDP GSO message (off for
+    /// good once the kernel refused one).
+    gso: bool,
     /// Errors not yet given to the handler (it was busy when they happened).
     errors: Vec<UdpError>,
 }
@@ -145,6 +148,7 @@ impl Core {
             connected,
             in_turn: false,
             blocked: false,
+            gso: sys::GSO,
             errors: Vec::new(),
         };
         self.slots.insert(gen, Entry::Udp(Box::new(entry)));
@@ -226,7 +230,7 @@ impl Core {
         let stats = &mut self.counters.stats;
         while !udp.queue.is_empty() {
             stats.datagram_send_calls += 1;
-            match sys::send_batch(&udp.socket, send, udp.queue.iter()) {
+            match sys::send_batch(&udp.socket, send, udp.queue.iter(), &mut udp.gso) {
                 Ok(sent) => {
                     for _ in 0..sent {
                         udp.queue.pop_front();

@@ -19,7 +19,7 @@ use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
 
 pub(crate) use stream::{ListenSocket, Peer, Stream};
 pub(crate) use udp::{
-    enable_gro, recv_batch, send_batch, RecvBatch, SendBatch, RECV_BATCH, SEND_BATCH,
+    enable_gro, recv_batch, send_batch, RecvBatch, SendBatch, GSO, RECV_BATCH, SEND_BATCH,
 };
 
 use crate::options::SocketOptions;

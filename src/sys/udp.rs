@@ -5,7 +5,9 @@
 //!
 //! On Linux a socket also asks for UDP GRO (`UDP_GRO`): a peer's (or a NIC's) train of
 //! equal-sized datagrams from one source may then arrive as one buffer with its segment size,
-//! which [`Received::datagram`] cuts back into the datagrams the peer sent.
+//! which [`Received::datagram`] cuts back into the datagrams the peer sent. And runs of
+//! equal-sized datagrams to one destination are sent with UDP GSO (`UDP_SEGMENT`): one message
+//! that the kernel (or the NIC) cuts into the datagrams (see [`send_batch`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,6 +19,10 @@ pub(crate) const RECV_BATCH: usize = if BATCHED { 32 } else { 1 };
 
 /// Datagrams handed to the kernel per send call.
 pub(crate) const SEND_BATCH: usize = if BATCHED { 64 } else { 1 };
+
+/// Whether UDP GSO is tried on this platform (Linux 4.18+; an older kernel refuses the first
+/// GSO send, and the socket goes on without).
+pub(crate) const GSO: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
 /// Whether this platform receives and sends several datagrams per system call.
 const BATCHED: bool = cfg!(any(target_os = "linux", target_os = "android"));
@@ -81,10 +87,7 @@ impl RecvBatch {
             buf: vec![0; SLOT * RECV_BATCH].into_boxed_slice(),
             got: Vec::with_capacity(RECV_BATCH),
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            headers: nix::sys::socket::MultiHeaders::preallocate(
-                RECV_BATCH,
-                Some(nix::cmsg_space!(i32)),
-            ),
+            headers: fresh_recv_headers(),
         }
     }
 
@@ -141,7 +144,20 @@ pub(crate) fn recv_batch(
             segment,
         });
     }
+    // The kernel wrote each used header's control and address lengths back (0 where a
+    // datagram came without a GRO segment size), and nix's recvmmsg does not reset them: the
+    // next call would find no room for the segment size and hand over a coalesced train
+    // without it. Fresh headers for the next call (three small allocations per call).
+    if !batch.got.is_empty() {
+        batch.headers = fresh_recv_headers();
+    }
     Ok(batch.got.len())
+}
+
+/// Receive headers with room for an address and the GRO segment size in each.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn fresh_recv_headers() -> nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage> {
+    nix::sys::socket::MultiHeaders::preallocate(RECV_BATCH, Some(nix::cmsg_space!(i32)))
 }
 
 /// Receives one datagram into `batch` (no batched receive on this platform).
@@ -171,10 +187,24 @@ fn to_std(addr: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
         .map(|v6| SocketAddr::V6((*v6).into()))
 }
 
-/// The headers of one reactor's batched sends.
+/// The largest datagram sent with UDP GSO: the segment must fit the path's MTU with its
+/// headers (the kernel refuses the whole send otherwise), and 1,452 bytes fits an Ethernet MTU
+/// over IPv4 and IPv6 alike. Larger datagrams are sent one per message.
+const GSO_MAX_SEGMENT: usize = 1452;
+
+/// At most this many datagrams in one GSO message (the kernel's `UDP_MAX_SEGMENTS`).
+const GSO_MAX_SEGMENTS: usize = 64;
+
+/// At most this many bytes in one GSO message (one IP packet's worth before segmentation).
+const GSO_MAX_BYTES: usize = 65_000;
+
+/// The headers of one reactor's batched sends: one set plain, one with room for the
+/// `UDP_SEGMENT` control message.
 pub(crate) struct SendBatch {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    plain: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    gso: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
 }
 
 impl std::fmt::Debug for SendBatch {
@@ -189,7 +219,12 @@ impl SendBatch {
     pub(crate) fn new() -> SendBatch {
         SendBatch {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            headers: nix::sys::socket::MultiHeaders::preallocate(SEND_BATCH, None),
+            plain: nix::sys::socket::MultiHeaders::preallocate(SEND_BATCH, None),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            gso: nix::sys::socket::MultiHeaders::preallocate(
+                SEND_BATCH,
+                Some(nix::cmsg_space!(u16)),
+            ),
         }
     }
 }
@@ -198,31 +233,110 @@ impl SendBatch {
 /// in order, as many as the kernel takes in one call (at most [`SEND_BATCH`]). `Ok(n)`: the
 /// first n were sent. `Err`: the first was not; for an error other than `WouldBlock` and
 /// `Interrupted`, that is the first datagram's own error (too big, refused, no route).
+///
+/// With `gso`, runs of datagrams of one size to one destination leave as one message each,
+/// cut by the kernel (`UDP_SEGMENT`): one trip down the stack instead of one per datagram,
+/// and a peer with UDP GRO receives the run as one buffer. If the kernel refuses such a
+/// message, `gso` is switched off for good (the path's MTU is smaller than we assumed, or the
+/// device cannot do it), logged, and the datagrams go one per message.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn send_batch<'d>(
     socket: &UdpSocket,
     batch: &mut SendBatch,
     items: impl Iterator<Item = (&'d [u8], Option<SocketAddr>)>,
+    gso: &mut bool,
 ) -> io::Result<usize> {
-    use nix::sys::socket::{sendmmsg, MsgFlags, SockaddrStorage};
+    use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, SockaddrStorage};
     use std::io::IoSlice;
     use std::os::fd::AsRawFd;
 
-    let mut iovs: [[IoSlice<'d>; 1]; SEND_BATCH] = [[IoSlice::new(&[])]; SEND_BATCH];
-    let mut addrs: [Option<SockaddrStorage>; SEND_BATCH] = [None; SEND_BATCH];
+    let mut iovs: [IoSlice<'d>; SEND_BATCH] = [IoSlice::new(&[]); SEND_BATCH];
+    let mut dests: [Option<SocketAddr>; SEND_BATCH] = [None; SEND_BATCH];
     let mut n = 0;
-    for ((data, to), (iov, addr)) in items.zip(iovs.iter_mut().zip(addrs.iter_mut())) {
-        *iov = [IoSlice::new(data)];
-        *addr = to.map(SockaddrStorage::from);
+    for ((data, to), (iov, dest)) in items.zip(iovs.iter_mut().zip(dests.iter_mut())) {
+        *iov = IoSlice::new(data);
+        *dest = to;
         n += 1;
     }
     if n == 0 {
         return Ok(0);
     }
+    let fd = socket.as_raw_fd();
+    let segment = iovs[0].len();
+    if *gso && (1..=GSO_MAX_SEGMENT).contains(&segment) {
+        // Messages: (first datagram, datagrams); a message is a run to one destination of
+        // datagrams of `segment` bytes, the last of which may be shorter. The call ends before
+        // a datagram longer than `segment` (it needs a segment size of its own).
+        let mut messages: [(usize, usize); SEND_BATCH] = [(0, 0); SEND_BATCH];
+        let mut m = 0;
+        let mut bytes = 0;
+        for i in 0..n {
+            let len = iovs[i].len();
+            if len > segment {
+                break;
+            }
+            let joins = m > 0 && {
+                let (first, count) = messages[m - 1];
+                dests[first] == dests[i]
+                    && iovs[first + count - 1].len() == segment
+                    && count < GSO_MAX_SEGMENTS
+                    && bytes + len <= GSO_MAX_BYTES
+            };
+            if joins {
+                messages[m - 1].1 += 1;
+                bytes += len;
+            } else {
+                messages[m] = (i, 1);
+                m += 1;
+                bytes = len;
+            }
+        }
+        // Worth a control message only if some message carries more than one datagram.
+        if messages[..m].iter().any(|&(_, count)| count > 1) {
+            let slices: [&[IoSlice<'d>]; SEND_BATCH] = std::array::from_fn(|k| match k < m {
+                true => &iovs[messages[k].0..messages[k].0 + messages[k].1],
+                false => &iovs[..0],
+            });
+            let addrs: [Option<SockaddrStorage>; SEND_BATCH] =
+                std::array::from_fn(|k| match k < m {
+                    true => dests[messages[k].0].map(SockaddrStorage::from),
+                    false => None,
+                });
+            let size = segment as u16;
+            let cmsgs = [ControlMessage::UdpGsoSegments(&size)];
+            match sendmmsg(
+                fd,
+                &mut batch.gso,
+                &slices[..m],
+                &addrs[..m],
+                &cmsgs,
+                MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(results) => {
+                    let sent = results.count();
+                    return Ok(messages[..sent].iter().map(|&(_, count)| count).sum());
+                }
+                Err(e) if matches!(e, nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {
+                    return Err(io::Error::from(e));
+                }
+                // The first message failed: if it was a run, blame the segmentation and go on
+                // without it; a single datagram's error is its own.
+                Err(e) if messages[0].1 > 1 => {
+                    log::debug!("UDP GSO refused ({e}); sending one datagram per message");
+                    *gso = false;
+                }
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
+    }
+    let slices: [&[IoSlice<'d>]; SEND_BATCH] =
+        std::array::from_fn(|k| &iovs[k.min(n - 1)..k.min(n - 1) + 1]);
+    let addrs: [Option<SockaddrStorage>; SEND_BATCH] =
+        std::array::from_fn(|k| dests[k].map(SockaddrStorage::from));
     let sent = sendmmsg(
-        socket.as_raw_fd(),
-        &mut batch.headers,
-        &iovs[..n],
+        fd,
+        &mut batch.plain,
+        &slices[..n],
         &addrs[..n],
         [],
         MsgFlags::MSG_DONTWAIT,
@@ -238,6 +352,7 @@ pub(crate) fn send_batch<'d>(
     socket: &UdpSocket,
     _batch: &mut SendBatch,
     mut items: impl Iterator<Item = (&'d [u8], Option<SocketAddr>)>,
+    _gso: &mut bool,
 ) -> io::Result<usize> {
     match items.next() {
         Some((data, Some(to))) => socket.send_to(data, to).map(|_| 1),
