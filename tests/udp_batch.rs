@@ -181,20 +181,25 @@ fn a_gso_train_reaches_the_handler_as_the_datagrams_it_was_cut_into() {
         .bind_udp(util::localhost(), Record(Rc::clone(&got)))
         .unwrap();
     let sender = UdpSocket::bind(util::localhost()).unwrap();
+    // An ordinary datagram first, received alone: the receive headers it used must still
+    // have room for the train's segment size afterwards.
+    sender.send_to(b"before", addr).unwrap();
+    util::run_until(&mut reactor, "the first datagram", |_| got.borrow().len() == 1);
     // Ten full segments and a short one, then an ordinary datagram behind them.
     let train = util::pattern(7, 10 * SEGMENT + 123);
     if !send_gso(&sender, &train, SEGMENT as u16, addr) {
         return;
     }
     sender.send_to(b"after", addr).unwrap();
-    util::run_until(&mut reactor, "the train", |_| got.borrow().len() == 12);
+    util::run_until(&mut reactor, "the train", |_| got.borrow().len() == 13);
     let got = got.borrow();
-    let mut want: Vec<&[u8]> = train.chunks(SEGMENT).collect();
+    let mut want: Vec<&[u8]> = vec![b"before"];
+    want.extend(train.chunks(SEGMENT));
     want.push(b"after");
     assert_eq!(got.len(), want.len());
     for (k, (g, w)) in got.iter().zip(&want).enumerate() {
         util::assert_bytes_eq(g, w, &format!("datagram {k}"));
     }
     // With UDP GRO the train is one buffer; without, eleven: one receive call either way.
-    assert_eq!(reactor.stats().datagrams_received, 12);
+    assert_eq!(reactor.stats().datagrams_received, 13);
 }
