@@ -184,7 +184,9 @@ fn a_gso_train_reaches_the_handler_as_the_datagrams_it_was_cut_into() {
     // An ordinary datagram first, received alone: the receive headers it used must still
     // have room for the train's segment size afterwards.
     sender.send_to(b"before", addr).unwrap();
-    util::run_until(&mut reactor, "the first datagram", |_| got.borrow().len() == 1);
+    util::run_until(&mut reactor, "the first datagram", |_| {
+        got.borrow().len() == 1
+    });
     // Ten full segments and a short one, then an ordinary datagram behind them.
     let train = util::pattern(7, 10 * SEGMENT + 123);
     if !send_gso(&sender, &train, SEGMENT as u16, addr) {

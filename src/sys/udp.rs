@@ -147,8 +147,9 @@ pub(crate) fn recv_batch(
     // The kernel wrote each used header's control and address lengths back (0 where a
     // datagram came without a GRO segment size), and nix's recvmmsg does not reset them: the
     // next call would find no room for the segment size and hand over a coalesced train
-    // without it. Fresh headers for the next call (three small allocations per call).
-    if !batch.got.is_empty() {
+    // without it. Fresh headers for the next call (three small allocations).
+    // A train's header keeps its full lengths, so a batch of trains alone needs none.
+    if batch.got.iter().any(|r| r.segment == 0) {
         batch.headers = fresh_recv_headers();
     }
     Ok(batch.got.len())
@@ -205,6 +206,10 @@ pub(crate) struct SendBatch {
     plain: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
     #[cfg(any(target_os = "linux", target_os = "android"))]
     gso: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    /// The messages' destinations, kept between calls so that a call fills only the entries
+    /// it uses (an address is 128 bytes).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    addrs: Vec<Option<nix::sys::socket::SockaddrStorage>>,
 }
 
 impl std::fmt::Debug for SendBatch {
@@ -225,6 +230,8 @@ impl SendBatch {
                 SEND_BATCH,
                 Some(nix::cmsg_space!(u16)),
             ),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            addrs: Vec::with_capacity(SEND_BATCH),
         }
     }
 }
@@ -297,18 +304,19 @@ pub(crate) fn send_batch<'d>(
                 true => &iovs[messages[k].0..messages[k].0 + messages[k].1],
                 false => &iovs[..0],
             });
-            let addrs: [Option<SockaddrStorage>; SEND_BATCH] =
-                std::array::from_fn(|k| match k < m {
-                    true => dests[messages[k].0].map(SockaddrStorage::from),
-                    false => None,
-                });
+            batch.addrs.clear();
+            batch.addrs.extend(
+                messages[..m]
+                    .iter()
+                    .map(|&(first, _)| dests[first].map(SockaddrStorage::from)),
+            );
             let size = segment as u16;
             let cmsgs = [ControlMessage::UdpGsoSegments(&size)];
             match sendmmsg(
                 fd,
                 &mut batch.gso,
                 &slices[..m],
-                &addrs[..m],
+                &batch.addrs,
                 &cmsgs,
                 MsgFlags::MSG_DONTWAIT,
             ) {
@@ -331,13 +339,15 @@ pub(crate) fn send_batch<'d>(
     }
     let slices: [&[IoSlice<'d>]; SEND_BATCH] =
         std::array::from_fn(|k| &iovs[k.min(n - 1)..k.min(n - 1) + 1]);
-    let addrs: [Option<SockaddrStorage>; SEND_BATCH] =
-        std::array::from_fn(|k| dests[k].map(SockaddrStorage::from));
+    batch.addrs.clear();
+    batch
+        .addrs
+        .extend(dests[..n].iter().map(|d| d.map(SockaddrStorage::from)));
     let sent = sendmmsg(
         fd,
         &mut batch.plain,
         &slices[..n],
-        &addrs[..n],
+        &batch.addrs,
         [],
         MsgFlags::MSG_DONTWAIT,
     )
