@@ -317,7 +317,7 @@ pub(crate) fn send_batch<'d>(
                 &mut batch.gso,
                 &slices[..m],
                 &batch.addrs,
-                &cmsgs,
+                cmsgs,
                 MsgFlags::MSG_DONTWAIT,
             ) {
                 Ok(results) => {
