@@ -67,6 +67,7 @@ mod timers;
 #[cfg(feature = "tls")]
 mod tls;
 mod udp;
+mod udp_options;
 
 pub use close_reason::CloseReason;
 pub use context::Context;
@@ -85,7 +86,8 @@ pub use target::Target;
 pub use timers::TimerId;
 #[cfg(feature = "tls")]
 pub use tls::TlsInfo;
-pub use udp::{DatagramHandler, UdpContext, UDP_QUEUE_LIMIT};
+pub use udp::{DatagramHandler, UdpContext, UdpError, UDP_QUEUE_LIMIT};
+pub use udp_options::UdpOptions;
 
 /// The `mio` crate sockloop is built on, for [`Reactor::add_source`] (`Interest`, `event::Source`,
 /// `unix::pipe`, ...) without a separate dependency that must match versions.

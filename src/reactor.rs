@@ -564,7 +564,8 @@ impl Reactor {
     ///   its replies are then written by one flush. (Output written to it by other
     ///   connections' callbacks is flushed with the rest in step 4.)
     /// - A **listener** accepts at most 256 connections per turn; a **UDP socket** receives at
-    ///   most 256 datagrams per turn.
+    ///   most 256 datagrams per turn (in batches of 32 on Linux; a batch's GRO trains, each at
+    ///   most 64 KiB, are delivered whole), then sends what its handler sent in batches of 64.
     /// - A turn that ends with work possibly left puts its source on the **still-ready queue**,
     ///   since with edge-triggered readiness no new event would come for that work; so does
     ///   reading resumed after a pause. A source is on that queue at most once. The queue is

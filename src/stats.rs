@@ -139,6 +139,15 @@ pub struct Stats {
     pub datagrams_sent: u64,
     /// UDP datagrams dropped by the library because a socket's send queue was full.
     pub datagrams_dropped: u64,
+    /// UDP datagrams that a send or a receive failed for (each reported to its handler's
+    /// [`on_error`](crate::DatagramHandler::on_error)).
+    pub datagram_errors: u64,
+    /// Receive system calls on UDP sockets (`recvmmsg` on Linux, which takes up to 32
+    /// datagrams, `recvfrom` elsewhere), those that returned `WouldBlock` included.
+    pub datagram_recv_calls: u64,
+    /// Send system calls on UDP sockets (`sendmmsg` on Linux, which gives up to 64 datagrams,
+    /// `sendto` elsewhere), those that returned `WouldBlock` included.
+    pub datagram_send_calls: u64,
 }
 
 impl Stats {
@@ -201,8 +210,13 @@ impl fmt::Display for Stats {
         if self.datagrams_received + self.datagrams_sent + self.datagrams_dropped > 0 {
             write!(
                 f,
-                " | datagrams in {} out {} dropped {}",
-                self.datagrams_received, self.datagrams_sent, self.datagrams_dropped
+                " | datagrams in {} out {} dropped {} errors {} in {} receive and {} send calls",
+                self.datagrams_received,
+                self.datagrams_sent,
+                self.datagrams_dropped,
+                self.datagram_errors,
+                self.datagram_recv_calls,
+                self.datagram_send_calls
             )?;
         }
         Ok(())
@@ -256,6 +270,9 @@ impl std::ops::Add for Stats {
             datagrams_received: self.datagrams_received + o.datagrams_received,
             datagrams_sent: self.datagrams_sent + o.datagrams_sent,
             datagrams_dropped: self.datagrams_dropped + o.datagrams_dropped,
+            datagram_errors: self.datagram_errors + o.datagram_errors,
+            datagram_recv_calls: self.datagram_recv_calls + o.datagram_recv_calls,
+            datagram_send_calls: self.datagram_send_calls + o.datagram_send_calls,
         }
     }
 }

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use sockloop::{DatagramHandler, Reactor, Stats, UdpContext};
+use sockloop::{DatagramHandler, Reactor, Stats, UdpContext, UdpError};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7879";
 /// How long a signalled shutdown waits for queued replies to be sent.
@@ -34,7 +34,8 @@ struct Args {
     listen_positional: Option<SocketAddr>,
 }
 
-/// Echoes each datagram to its sender.
+/// Echoes each datagram to its sender. The replies of one turn leave together, in batches
+/// (`sendmmsg`, and UDP GSO for runs to one sender) on Linux.
 struct UdpEcho;
 
 impl DatagramHandler for UdpEcho {
@@ -46,15 +47,23 @@ impl DatagramHandler for UdpEcho {
             log::debug!("reply to {from} dropped: {e}");
         }
     }
+
+    /// A reply the kernel refused (too big, no route): logged, the server goes on.
+    fn on_error(&mut self, _cx: &mut UdpContext<'_>, error: UdpError) {
+        log::debug!("{error}");
+    }
 }
 
 /// The exit summary: the datagram counters (zeros included) and how busy the loop was.
 fn summary(stats: &Stats) -> String {
     format!(
-        "datagrams in {} out {} dropped {} | iterations {} ({:.2} events each)",
+        "datagrams in {} out {} dropped {} errors {} | {} receive and {} send calls | iterations {} ({:.2} events each)",
         stats.datagrams_received,
         stats.datagrams_sent,
         stats.datagrams_dropped,
+        stats.datagram_errors,
+        stats.datagram_recv_calls,
+        stats.datagram_send_calls,
         stats.iterations,
         stats.events_per_iteration(),
     )

@@ -18,7 +18,7 @@ use crate::conn::CloseMode;
 use crate::context::Context;
 use crate::handler::{Handler, PanicPolicy};
 use crate::id::{ConnId, UdpId};
-use crate::udp::{DatagramHandler, UdpContext};
+use crate::udp::{DatagramHandler, UdpContext, UdpError};
 
 /// The panic policy, and what the connection event being dispatched has done so far.
 #[derive(Default)]
@@ -160,6 +160,27 @@ impl Core {
             Ok(()) => true,
             Err(message) => {
                 log::error!("{id}: datagram handler panicked: {message}; closing this socket");
+                false
+            }
+        }
+    }
+
+    /// Gives UDP socket `id`'s handler an error of one of its sends or receives. A panic is
+    /// handled as in [`call_udp`](Self::call_udp).
+    pub(crate) fn call_udp_error(
+        &mut self,
+        id: UdpId,
+        handler: &mut dyn DatagramHandler,
+        error: UdpError,
+    ) -> bool {
+        let policy = self.calls.panic_policy;
+        let mut cx = UdpContext::new(self, id);
+        match guarded(policy, &id, || handler.on_error(&mut cx, error)) {
+            Ok(()) => true,
+            Err(message) => {
+                log::error!(
+                    "{id}: datagram handler panicked in on_error: {message}; closing this socket"
+                );
                 false
             }
         }

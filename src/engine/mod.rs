@@ -17,6 +17,7 @@
 //! | `clock` | this file | the coarse loop time, busy polling |
 //! | `jobs` | `jobs.rs` | jobs posted from other threads, and the waker |
 //! | `dialing` | `dial.rs` | name lookups, Happy Eyeballs races |
+//! | `udp_io` | `udp.rs` | the batch buffers of UDP receives and sends |
 //!
 //! The iteration itself, as five named steps, is in `iteration.rs`; one connection event, from
 //! readiness to handler to flush decision, in `conn_event.rs`.
@@ -119,6 +120,8 @@ pub(crate) struct Core {
     pub(crate) jobs: Jobs,
     /// Outbound connections resolving a name or racing addresses.
     pub(crate) dialing: dial::Dialing,
+    /// The batch buffers of UDP receives and sends.
+    pub(crate) udp_io: udp::UdpIo,
 }
 
 /// The `NotFound` error for an id whose connection, listener or socket no longer exists.
@@ -149,6 +152,7 @@ impl Core {
             stopping: false,
             jobs: Jobs::default(),
             dialing: dial::Dialing::default(),
+            udp_io: udp::UdpIo::default(),
         })
     }
 

@@ -8,6 +8,7 @@
 //! portable way.
 
 mod stream;
+mod udp;
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,6 +18,9 @@ use mio::Interest;
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
 
 pub(crate) use stream::{ListenSocket, Peer, Stream};
+pub(crate) use udp::{
+    enable_gro, recv_batch, send_batch, RecvBatch, SendBatch, GSO, RECV_BATCH, SEND_BATCH,
+};
 
 use crate::options::SocketOptions;
 
@@ -133,6 +137,21 @@ pub(crate) fn bind_udp(
     )?;
     socket.bind(&addr.into())?;
     Ok(socket.into())
+}
+
+/// A UDP socket connected to `peer`: bound to the unspecified address of `peer`'s family
+/// (port 0, the kernel picks the source address by route), with `options` set before the bind.
+pub(crate) fn connect_udp(
+    peer: SocketAddr,
+    options: &SocketOptions,
+) -> io::Result<std::net::UdpSocket> {
+    let any: SocketAddr = match peer {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = bind_udp(any, options)?;
+    socket.connect(peer)?;
+    Ok(socket)
 }
 
 /// Whether TCP urgent data (`MSG_OOB`) is delivered in line, as an ordinary byte of the stream
