@@ -6,9 +6,20 @@
 //! at all, and its slab entry stays small (see the memory-per-connection figures in the README).
 //! Emptied pairs go back to the reactor's pool with their vectors' capacity intact, so ping-pong
 //! traffic reuses a handful of warm buffers instead of calling the allocator per message.
+//!
+//! Streams keep their large buffers warm too, within a byte budget per reactor: a bulk sender
+//! (a TLS stream, whose output queue holds up to a few hundred KiB of records) drains its queue
+//! and refills it many times a second, and a queue freed at each drain goes back to the kernel
+//! and faults its pages in again on the next burst (measured with `benches/tls.rs`: page
+//! faults and `madvise` were 8.6% of the server's time at 8 connections with 1 MiB in flight).
 
-/// Vectors larger than this are freed when their pair is pooled, so a burst does not pin memory.
-const POOL_MAX_CAPACITY: usize = 64 * 1024;
+/// Vectors larger than this are freed when their pair is pooled, whatever the budget.
+const POOL_MAX_CAPACITY: usize = 4 << 20;
+/// Capacity all spare pairs may hold together; past it, returned vectors over
+/// [`POOL_SMALL_CAPACITY`] are freed, so bursts on many connections do not pin memory.
+const POOL_MAX_BYTES: usize = 8 << 20;
+/// Vectors up to this are always kept warm.
+const POOL_SMALL_CAPACITY: usize = 64 * 1024;
 /// Spare pairs the pool keeps; beyond that, returned pairs are freed.
 const POOL_MAX_PAIRS: usize = 256;
 
@@ -62,10 +73,10 @@ impl ByteQueue {
         self.head = 0;
     }
 
-    /// Frees an oversized buffer, keeping a small one warm for reuse.
-    fn trim(&mut self) {
+    /// Frees a buffer over `max` bytes, keeping a smaller one warm for reuse.
+    fn trim(&mut self, max: usize) {
         self.clear();
-        if self.data.capacity() > POOL_MAX_CAPACITY {
+        if self.data.capacity() > max {
             self.data = Vec::new();
         }
     }
@@ -77,6 +88,12 @@ struct Pair {
     out: ByteQueue,
 }
 
+impl Pair {
+    fn capacity(&self) -> usize {
+        self.input.data.capacity() + self.out.data.capacity()
+    }
+}
+
 /// Spare, empty queue pairs shared by all connections of one reactor.
 #[derive(Default)]
 pub(crate) struct BufPool {
@@ -84,19 +101,35 @@ pub(crate) struct BufPool {
     // one over is a pointer move, not an allocation.
     #[allow(clippy::vec_box)]
     spare: Vec<Box<Pair>>,
+    /// The capacity the spare pairs hold, against `POOL_MAX_BYTES`.
+    bytes: usize,
 }
 
 impl BufPool {
     fn take(&mut self) -> Box<Pair> {
-        self.spare.pop().unwrap_or_default()
+        match self.spare.pop() {
+            Some(pair) => {
+                self.bytes -= pair.capacity();
+                pair
+            }
+            None => Box::default(),
+        }
     }
 
     fn give(&mut self, mut pair: Box<Pair>) {
-        if self.spare.len() < POOL_MAX_PAIRS {
-            pair.input.trim();
-            pair.out.trim();
-            self.spare.push(pair);
+        if self.spare.len() >= POOL_MAX_PAIRS {
+            return;
         }
+        let room = POOL_MAX_BYTES.saturating_sub(self.bytes);
+        let max = if pair.capacity() <= room {
+            POOL_MAX_CAPACITY
+        } else {
+            POOL_SMALL_CAPACITY
+        };
+        pair.input.trim(max);
+        pair.out.trim(max);
+        self.bytes += pair.capacity();
+        self.spare.push(pair);
     }
 }
 
@@ -244,6 +277,38 @@ mod tests {
         taken.consume(3);
         q.restore_input(&mut pool, taken);
         assert_eq!(q.take_input().bytes(), b"tial");
+    }
+
+    #[test]
+    fn large_buffers_stay_warm_within_the_pool_budget() {
+        let mut pool = BufPool::default();
+        let big = 1 << 20;
+        let mut queues: Vec<Queues> = (0..16).map(|_| Queues::default()).collect();
+        for q in &mut queues {
+            q.push_out(&mut pool, &vec![0u8; big]);
+        }
+        for q in &mut queues {
+            q.consume_out(&mut pool, big);
+        }
+        let warm = pool
+            .spare
+            .iter()
+            .filter(|p| p.out.data.capacity() >= big)
+            .count();
+        assert!(warm > 0 && warm * big <= POOL_MAX_BYTES, "{warm} warm");
+        assert!(pool.bytes <= POOL_MAX_BYTES + 16 * POOL_SMALL_CAPACITY);
+        assert_eq!(
+            pool.bytes,
+            pool.spare.iter().map(|p| p.capacity()).sum::<usize>()
+        );
+        // Taking pairs back accounts for them.
+        let mut q = Queues::default();
+        q.push_out(&mut pool, b"x");
+        assert_eq!(
+            pool.bytes,
+            pool.spare.iter().map(|p| p.capacity()).sum::<usize>()
+        );
+        q.consume_out(&mut pool, 1);
     }
 
     #[test]
