@@ -534,3 +534,51 @@ fn a_slow_client_holds_a_fast_upstream_back_in_bounded_memory() {
     );
     assert!(peak < RSS_LIMIT_KIB, "proxy peak RSS {peak} KiB");
 }
+
+/// Reports each connection's `peer_addr` (the client's, from its PROXY header) and echoes.
+#[cfg(feature = "proxy-protocol")]
+struct Whom(mpsc::Sender<(SocketAddr, SocketAddr)>);
+
+#[cfg(feature = "proxy-protocol")]
+impl sockloop::Handler for Whom {
+    fn on_open(&mut self, cx: &mut sockloop::Context<'_>) {
+        let _ = self
+            .0
+            .send((cx.peer_addr().unwrap(), cx.socket_peer_addr().unwrap()));
+    }
+
+    fn on_data(&mut self, cx: &mut sockloop::Context<'_>, input: &mut sockloop::Input<'_>) {
+        cx.write(input.take_all());
+    }
+}
+
+/// `tcp_proxy --send-proxy v1|v2`: the upstream, which requires the PROXY protocol, sees the
+/// client's own address and port, and the bytes pass both ways after the header.
+#[cfg(feature = "proxy-protocol")]
+#[test]
+fn send_proxy_passes_the_client_address_upstream() {
+    use sockloop::{ConnectOptions, ListenOptions, ProxyHeader, ProxyProtocol, ProxyVersion};
+    for version in [ProxyVersion::V1, ProxyVersion::V2] {
+        let (tx, seen) = mpsc::channel();
+        let options = ListenOptions::new().proxy_protocol(ProxyProtocol::Required);
+        let (upstream, upstream_thread) = util::serve_with(options, move || Whom(tx.clone()));
+        let (front, proxy_thread) = util::spawn_reactor(move |reactor| {
+            proxy::listen_with(reactor, util::localhost(), upstream, move |cx| {
+                let header =
+                    ProxyHeader::new(version, cx.peer_addr().unwrap(), cx.local_addr().unwrap());
+                ConnectOptions::new().proxy_header(header)
+            })
+            .expect("listen")
+        });
+        let mut client = util::client(front);
+        client.write_all(b"through the proxy").unwrap();
+        assert_eq!(util::read_exactly(&mut client, 17), b"through the proxy");
+        let (client_addr, via) = util::recv(&seen, "the upstream's on_open");
+        assert_eq!(client_addr, client.local_addr().unwrap(), "{version}");
+        assert_ne!(via, client_addr);
+        drop(client);
+        proxy_thread.wait_for_connections(0);
+        proxy_thread.stop();
+        upstream_thread.stop();
+    }
+}

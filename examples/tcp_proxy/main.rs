@@ -48,6 +48,11 @@ struct Args {
     /// Address every client is forwarded to (echo_server's default).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
     upstream: SocketAddr,
+    /// Start every upstream connection with a PROXY protocol header (v1 or v2) that names the
+    /// client, for an upstream that takes it (echo_server --proxy-protocol). Needs the
+    /// proxy-protocol feature.
+    #[arg(long, value_name = "VERSION")]
+    send_proxy: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -61,10 +66,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// What each upstream connection is opened with: a PROXY header naming the client with
+/// `--send-proxy v1|v2`.
+fn upstream_options(
+    send_proxy: Option<&str>,
+) -> Result<impl Fn(&sockloop::Context<'_>) -> sockloop::ConnectOptions, String> {
+    #[cfg(feature = "proxy-protocol")]
+    {
+        let version = send_proxy
+            .map(|v| v.parse::<sockloop::ProxyVersion>())
+            .transpose()
+            .map_err(|e| format!("--send-proxy: {e}"))?;
+        Ok(move |cx: &sockloop::Context<'_>| {
+            let options = sockloop::ConnectOptions::new();
+            match (version, cx.peer_addr(), cx.local_addr()) {
+                (Some(version), Ok(client), Ok(front)) => {
+                    options.proxy_header(sockloop::ProxyHeader::new(version, client, front))
+                }
+                _ => options,
+            }
+        })
+    }
+    #[cfg(not(feature = "proxy-protocol"))]
+    {
+        if send_proxy.is_some() {
+            return Err("--send-proxy needs the proxy-protocol feature: cargo run \
+                        --features proxy-protocol --example tcp_proxy -- --send-proxy v2"
+                .to_string());
+        }
+        Ok(|_: &sockloop::Context<'_>| sockloop::ConnectOptions::new())
+    }
+}
+
 fn run(args: Args) -> Result<(), String> {
     let upstream = args.upstream;
     let mut reactor = Reactor::new().map_err(|e| format!("cannot create the reactor: {e}"))?;
-    let bound = proxy::listen(&mut reactor, args.listen, upstream)
+    let options_for = upstream_options(args.send_proxy.as_deref())?;
+    let bound = proxy::listen_with(&mut reactor, args.listen, upstream, options_for)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let exit = common::shutdown_on_signals(&mut reactor, "tcp_proxy", GRACE)
         .map_err(|e| format!("cannot watch for signals: {e}"))?;

@@ -29,6 +29,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 use sockloop::{
     CloseReason, ConnId, ConnectOptions, Context, Handler, Input, ListenOptions, Reactor,
@@ -36,15 +37,34 @@ use sockloop::{
 
 /// Serves the proxy on `addr`, forwarding every client to `upstream`; returns the address it
 /// listens on.
+#[allow(dead_code)] // the example's main uses `listen_with`; tests/proxy.rs and benches this
 pub fn listen(
     reactor: &mut Reactor,
     addr: SocketAddr,
     upstream: SocketAddr,
 ) -> io::Result<SocketAddr> {
+    listen_with(reactor, addr, upstream, |_| ConnectOptions::new())
+}
+
+/// Makes the options of a client's upstream connection, from the client's connection (to send
+/// a PROXY protocol header that names the client, say).
+pub type UpstreamOptions = Rc<dyn Fn(&Context<'_>) -> ConnectOptions>;
+
+/// Like [`listen`], with `options_for` making each upstream connection's options (reading is
+/// never paused over the high mark, whatever it says; see the module docs).
+pub fn listen_with(
+    reactor: &mut Reactor,
+    addr: SocketAddr,
+    upstream: SocketAddr,
+    options_for: impl Fn(&Context<'_>) -> ConnectOptions + 'static,
+) -> io::Result<SocketAddr> {
     // Default watermarks (64 KiB / 256 KiB) and output cap (16 MiB); see the module docs for
     // why reading is not paused over the high mark.
     let options = ListenOptions::new().pause_reading_over_high(false);
-    let (_, bound) = reactor.listen_with(addr, options, move || Half::client(upstream))?;
+    let options_for: UpstreamOptions = Rc::new(options_for);
+    let (_, bound) = reactor.listen_with(addr, options, move || {
+        Half::client(upstream, Rc::clone(&options_for))
+    })?;
     Ok(bound)
 }
 
@@ -74,17 +94,20 @@ pub struct Half {
     upstream: SocketAddr,
     /// Bytes read from this half's peer and passed on to the partner.
     forwarded: u64,
+    /// The client half's maker of its upstream connection's options.
+    options_for: Option<UpstreamOptions>,
 }
 
 impl Half {
     /// The handler for a connection accepted from a client: it opens the upstream connection
     /// to `upstream` and proxies between the two.
-    pub fn client(upstream: SocketAddr) -> Half {
+    pub fn client(upstream: SocketAddr, options_for: UpstreamOptions) -> Half {
         Half {
             side: Side::Client,
             partner: None,
             upstream,
             forwarded: 0,
+            options_for: Some(options_for),
         }
     }
 
@@ -94,6 +117,7 @@ impl Half {
             partner: Some(client),
             upstream,
             forwarded: 0,
+            options_for: None,
         }
     }
 }
@@ -108,7 +132,11 @@ impl Handler for Half {
                 // flushed, which cannot happen before it connects: a fast client facing a slow
                 // connect would fill upstream's queue up to the 16 MiB cap, unchecked.
                 let _ = cx.pause_reading(me);
-                let options = ConnectOptions::new().pause_reading_over_high(false);
+                let options = match &self.options_for {
+                    Some(options_for) => options_for(cx),
+                    None => ConnectOptions::new(),
+                };
+                let options = options.pause_reading_over_high(false);
                 let upstream = cx.connect_with(
                     self.upstream,
                     options,
