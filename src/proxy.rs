@@ -39,6 +39,9 @@ pub enum ProxyProtocol {
     Required,
     /// A connection may start with a header; one whose first bytes cannot begin a header is
     /// served as it is, with its socket's addresses. For moving a fleet onto the protocol.
+    /// Either way the handler hears `on_open` only once the first bytes came, so this does not
+    /// suit protocols in which the server speaks first (SMTP, a banner): a client waiting for
+    /// it would wait until the first-bytes timeout.
     Optional,
 }
 
