@@ -3,7 +3,8 @@
 #
 #   examples/haproxy/run.sh            # clients: http://127.0.0.1:8080/
 #   curl -s http://127.0.0.1:8080/     # each backend logs "connected from <your address> via ..."
-#   kill -TERM <a backend's pid>       # it finishes its requests; HAProxy sends new ones elsewhere
+#   echo "set server sockloop/b2 state drain" | socat stdio /tmp/sockloop-haproxy.sock
+#   kill -TERM <b2's pid>              # it finishes its requests; HAProxy sends new ones elsewhere
 #
 # Ctrl-C stops HAProxy, then the backends (gracefully: SIGTERM).
 set -euo pipefail
@@ -17,6 +18,7 @@ export FRONT_ADDR="${FRONT_ADDR:-127.0.0.1:8080}"
 export BACKEND_1="${BACKEND_1:-127.0.0.1:8081}"
 export BACKEND_2="${BACKEND_2:-127.0.0.1:8082}"
 export BACKEND_3="${BACKEND_3:-127.0.0.1:8083}"
+export HAPROXY_SOCKET="${HAPROXY_SOCKET:-${TMPDIR:-/tmp}/sockloop-haproxy.sock}"
 
 pids=()
 stop_backends() {
