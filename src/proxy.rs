@@ -116,6 +116,8 @@ pub struct ProxyHeader {
     destination: Option<SocketAddr>,
     /// The v2 TLV bytes, as they came (or will go): type (1 byte), length (2), value.
     tlvs: Vec<u8>,
+    /// A TLV too long for its 16-bit length was given: `to_bytes` refuses the header.
+    oversized: bool,
 }
 
 impl ProxyHeader {
@@ -140,11 +142,13 @@ impl ProxyHeader {
             source: Some(source),
             destination: Some(destination),
             tlvs: Vec::new(),
+            oversized: false,
         }
     }
 
     /// Adds a TLV (v2 only; a v1 header has none and ignores them). Types `0xE0`-`0xEF` are
-    /// for applications' own use.
+    /// for applications' own use. A value over 65,535 bytes cannot be written: it is not added,
+    /// and [`to_bytes`](Self::to_bytes) then fails rather than send a cut one.
     ///
     /// # Examples
     ///
@@ -156,10 +160,13 @@ impl ProxyHeader {
     /// assert_eq!(header.tlvs().collect::<Vec<_>>(), vec![(0x02, &b"example.org"[..])]);
     /// ```
     pub fn with_tlv(mut self, kind: u8, value: &[u8]) -> ProxyHeader {
-        let len = u16::try_from(value.len()).unwrap_or(u16::MAX);
+        let Ok(len) = u16::try_from(value.len()) else {
+            self.oversized = true;
+            return self;
+        };
         self.tlvs.push(kind);
         self.tlvs.extend_from_slice(&len.to_be_bytes());
-        self.tlvs.extend_from_slice(&value[..len as usize]);
+        self.tlvs.extend_from_slice(value);
         self
     }
 
@@ -254,6 +261,12 @@ impl ProxyHeader {
     ///
     /// `InvalidInput` if the TLVs do not fit a v2 header (64 KiB in all).
     pub fn to_bytes(&self) -> io::Result<Vec<u8>> {
+        if self.oversized {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a PROXY v2 TLV value over 65,535 bytes",
+            ));
+        }
         let (source, destination) = match (self.source, self.destination) {
             (Some(s), Some(d)) => same_family(s, d),
             _ => {
@@ -409,6 +422,7 @@ pub(crate) fn parse(bytes: &[u8], mode: ProxyProtocol) -> Parsed {
                     source,
                     destination,
                     tlvs: Vec::new(),
+                    oversized: false,
                 },
             )
         }
@@ -460,6 +474,7 @@ fn v2_header(result: Result<v2::Header<'_>, v2::ParseError>) -> Parsed {
                     source,
                     destination,
                     tlvs: header.tlv_bytes().to_vec(),
+                    oversized: false,
                 },
             )
         }
@@ -495,6 +510,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_oversized_tlv_is_refused_not_cut() {
+        let a = addr("1.2.3.4:5");
+        let header = ProxyHeader::new(ProxyVersion::V2, a, a).with_tlv(0xE0, &vec![0; 70_000]);
+        let e = header.to_bytes().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]
